@@ -1,0 +1,56 @@
+#include "cmd/flags.h"
+
+#include <unistd.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "base/status.h"
+#include "driver/endpoint.h"
+
+namespace rbdcsi {
+
+void AddServeFlags(CLI::App& app, ServeFlags& flags) {
+  app.add_option("--endpoint", flags.endpoint, "CSI socket, unix:///path/csi.sock")
+      ->capture_default_str();
+  app.add_option("--nodeid", flags.node_id, "Node id reported to the CO (default: host name)");
+  app.add_option("--drivername", flags.driver_name, "CSI driver name")->capture_default_str();
+  app.add_option("--state-dir", flags.state_dir,
+                 "Directory for durable per-volume records (never inside a staging path)")
+      ->capture_default_str();
+  app.add_option("--data-dir", flags.data_dir, "Directory holding the loop backend's images")
+      ->capture_default_str();
+  app.add_option("--log-level", flags.log_level, "trace|debug|info|warn|error")
+      ->capture_default_str();
+  app.add_option("--log-format", flags.log_format, "text|json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  app.add_option("--grace-period", flags.grace_seconds,
+                 "Seconds calls in flight may take to finish after SIGTERM")
+      ->check(CLI::Range(0, 3600))
+      ->capture_default_str();
+}
+
+absl::Status ValidateServeFlags(ServeFlags& flags) {
+  absl::StatusOr<std::string> socket = ParseUnixEndpoint(flags.endpoint);
+  if (!socket.ok()) return Annotate(socket.status(), "--endpoint");
+  flags.socket_path = *socket;
+  RETURN_IF_ERROR(Annotate(ValidateDriverName(flags.driver_name), "--drivername"));
+  for (const auto& [name, dir] : {std::pair<const char*, std::string*>{"--state-dir", &flags.state_dir},
+                                  {"--data-dir", &flags.data_dir}}) {
+    if (!absl::StartsWith(*dir, "/")) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, ": '", *dir, "' must be an absolute path"));
+    }
+  }
+  if (flags.node_id.empty()) {
+    char host[256] = {};
+    if (gethostname(host, sizeof(host) - 1) != 0) return ErrnoToStatus(errno, "reading host name");
+    flags.node_id = host;
+  }
+  if (flags.node_id.size() > 128) {
+    return absl::InvalidArgumentError("--nodeid: at most 128 bytes (CSI limit)");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace rbdcsi

@@ -1,0 +1,36 @@
+// Command-line flags of `rbdcsi`, kept apart from main() so they can be tested.
+#ifndef RBDCSI_CMD_FLAGS_H_
+#define RBDCSI_CMD_FLAGS_H_
+
+#include <chrono>
+#include <string>
+
+#include "CLI/CLI.hpp"
+#include "absl/status/status.h"
+
+namespace rbdcsi {
+
+struct ServeFlags {
+  std::string endpoint = "unix:///csi/csi.sock";
+  std::string node_id;  // empty: the host name
+  std::string driver_name = "rbd.rbdcsi.dev";
+  std::string state_dir = "/var/lib/rbdcsi/state";
+  std::string data_dir = "/var/lib/rbdcsi/data";
+  std::string log_level = "info";
+  std::string log_format = "text";
+  int grace_seconds = 10;
+
+  // Filled in by ValidateServeFlags.
+  std::string socket_path;
+};
+
+// Registers the `serve` flags on `app`.
+void AddServeFlags(CLI::App& app, ServeFlags& flags);
+
+// Checks values CLI11 cannot (endpoint form, driver name, absolute directories), fills defaults
+// that need the system (host name) and socket_path. INVALID_ARGUMENT naming the flag otherwise.
+absl::Status ValidateServeFlags(ServeFlags& flags);
+
+}  // namespace rbdcsi
+
+#endif  // RBDCSI_CMD_FLAGS_H_

@@ -1,0 +1,102 @@
+#include "driver/server.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "base/fd.h"
+#include "base/logging.h"
+#include "base/status.h"
+
+namespace rbdcsi {
+namespace {
+
+// True when something accepts connections on the socket at `path`.
+bool SomeoneListens(const std::string& path) {
+  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return false;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  return connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+}
+
+}  // namespace
+
+absl::Status PrepareSocketPath(const std::string& path) {
+  struct stat st {};
+  if (lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return absl::OkStatus();
+    return ErrnoToStatus(errno, absl::StrCat("checking socket path ", path));
+  }
+  if (!S_ISSOCK(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "socket path ", path, " exists and is not a socket; refusing to remove it"));
+  }
+  if (SomeoneListens(path)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "another server is already listening on ", path, "; stop it first or use another --endpoint"));
+  }
+  if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return ErrnoToStatus(errno, absl::StrCat("removing stale socket ", path));
+  }
+  Logger("server")->info("removed stale socket {}", path);
+  return absl::OkStatus();
+}
+
+Server::~Server() {
+  if (server_) Shutdown();
+}
+
+absl::Status Server::Start() {
+  const std::string& path = options_.socket_path;
+  std::error_code ec;
+  std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  if (ec) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("creating socket directory ", parent.string(), ": ", ec.message()));
+  }
+  RETURN_IF_ERROR(PrepareSocketPath(path));
+  grpc::ServerBuilder builder;
+  int bound = 0;
+  builder.AddListeningPort(absl::StrCat("unix:", path), grpc::InsecureServerCredentials(), &bound);
+  for (grpc::Service* s : services_) builder.RegisterService(s);
+  server_ = builder.BuildAndStart();
+  if (!server_ || bound == 0) {
+    server_.reset();
+    return absl::UnavailableError(absl::StrCat("could not listen on unix socket ", path));
+  }
+  if (chmod(path.c_str(), 0660) != 0) {
+    absl::Status st = ErrnoToStatus(errno, absl::StrCat("setting mode 0660 on ", path));
+    Shutdown();
+    return st;
+  }
+  struct stat st {};
+  if (lstat(path.c_str(), &st) == 0) socket_inode_ = st.st_ino;
+  Logger("server")->info("serving on unix:{}", path);
+  return absl::OkStatus();
+}
+
+void Server::Shutdown() {
+  if (!server_) return;
+  Logger("server")->info("stopping: waiting up to {} ms for calls in flight",
+                         options_.grace.count());
+  server_->Shutdown(std::chrono::system_clock::now() + options_.grace);
+  server_->Wait();
+  server_.reset();
+  struct stat st {};
+  if (lstat(options_.socket_path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) &&
+      st.st_ino == socket_inode_) {
+    unlink(options_.socket_path.c_str());
+  }
+  Logger("server")->info("stopped");
+}
+
+}  // namespace rbdcsi

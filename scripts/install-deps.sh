@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what rbdcsi needs to build, run and test, from Debian 12 packages.
+# Idempotent, and a fast no-op when everything is already installed.
+set -euo pipefail
+
+packages=(
+  # build
+  cmake g++ make pkg-config
+  protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
+  libabsl-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
+  libmount-dev libblkid-dev libgtest-dev libgmock-dev
+  # run: filesystems, mounts, loop devices, holder tooling
+  util-linux mount e2fsprogs xfsprogs kmod procps
+  # the README's gRPC client and the benchmark's comparison tools
+  python3 python3-grpcio python3-protobuf lsof psmisc
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+if [[ $(id -u) -ne 0 ]]; then
+  echo "install-deps: missing packages: ${missing[*]}; run as root (or install them)" >&2
+  exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
