@@ -28,6 +28,9 @@ void AddServeFlags(CLI::App& app, ServeFlags& flags) {
                  "Seconds calls in flight may take to finish after SIGTERM")
       ->check(CLI::Range(0, 3600))
       ->capture_default_str();
+  app.add_flag("--no-node", flags.no_node, "Do not serve the Node service");
+  app.add_flag("--no-controller", flags.no_controller,
+               "Do not serve the Controller service (the loop backend's provisioner)");
 }
 
 absl::Status ValidateServeFlags(ServeFlags& flags) {
@@ -41,6 +44,9 @@ absl::Status ValidateServeFlags(ServeFlags& flags) {
       return absl::InvalidArgumentError(
           absl::StrCat(name, ": '", *dir, "' must be an absolute path"));
     }
+  }
+  if (flags.no_node && flags.no_controller) {
+    return absl::InvalidArgumentError("--no-node and --no-controller together leave nothing to serve");
   }
   if (flags.node_id.empty()) {
     char host[256] = {};

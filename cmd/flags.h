@@ -19,6 +19,8 @@ struct ServeFlags {
   std::string log_level = "info";
   std::string log_format = "text";
   int grace_seconds = 10;
+  bool no_node = false;        // serve without the Node service (controller-only deployment)
+  bool no_controller = false;  // serve without the Controller service (node-only deployment)
 
   // Filled in by ValidateServeFlags.
   std::string socket_path;

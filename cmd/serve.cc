@@ -7,21 +7,54 @@
 #include <filesystem>
 #include <iostream>
 
+#include "base/command.h"
 #include "base/logging.h"
 #include "base/version.h"
+#include "driver/busy_handler.h"
+#include "driver/controller.h"
 #include "driver/identity.h"
+#include "driver/node.h"
 #include "driver/server.h"
+#include "driver/volume_locks.h"
+#include "driver/volume_record.h"
+#include "mounter/filesystem.h"
+#include "mounter/mounter.h"
+#include "rbd/loop_device.h"
+#include "rbd/loop_images.h"
+#include "rbd/loop_mapper.h"
 
 namespace rbdcsi {
 namespace {
 
-absl::Status MakeDirectory(const std::string& dir, std::filesystem::perms perms) {
+absl::Status MakeDirectory(const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return absl::PermissionDeniedError("creating " + dir + ": " + ec.message());
-  std::filesystem::permissions(dir, perms, ec);
+  std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
   return absl::OkStatus();
 }
+
+// Every real OS implementation is built here and nowhere else.
+struct Runtime {
+  explicit Runtime(const ServeFlags& flags)
+      : runner(NewRealCommandRunner()),
+        mounter(NewRealMounter()),
+        filesystems(NewRealFilesystems(*runner)),
+        loop(LoopImageStore(flags.data_dir), NewRealLoopDevices()),
+        images(flags.data_dir),
+        records(flags.state_dir + "/volumes"),
+        busy(NewPlainBusyHandler()) {}
+
+  std::unique_ptr<CommandRunner> runner;
+  std::unique_ptr<Mounter> mounter;
+  std::unique_ptr<Filesystems> filesystems;
+  LoopMapper loop;
+  LoopImageStore images;
+  RecordStore records;
+  VolumeLocks locks;             // node operations, by volume id
+  VolumeLocks controller_locks;  // controller operations, by image
+  std::unique_ptr<BusyHandler> busy;
+};
 
 }  // namespace
 
@@ -35,8 +68,8 @@ int RunServe(ServeFlags flags) {
     return 2;
   }
   auto log = Logger("server");
-  for (const std::string& dir : {flags.state_dir, flags.data_dir}) {
-    if (absl::Status st = MakeDirectory(dir, std::filesystem::perms::owner_all); !st.ok()) {
+  for (const std::string& dir : {flags.state_dir, flags.state_dir + "/volumes", flags.data_dir}) {
+    if (absl::Status st = MakeDirectory(dir); !st.ok()) {
       log->error("{}", st.message());
       return 1;
     }
@@ -50,16 +83,30 @@ int RunServe(ServeFlags flags) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  IdentityService identity(
-      {flags.driver_name, kVersion, flags.state_dir, /*controller=*/false});
+  Runtime rt(flags);
+  IdentityService identity({flags.driver_name, kVersion, flags.state_dir, !flags.no_controller});
+  NodeDeps deps;
+  deps.mounter = rt.mounter.get();
+  deps.filesystems = rt.filesystems.get();
+  deps.mappers["loop"] = &rt.loop;
+  deps.records = &rt.records;
+  deps.locks = &rt.locks;
+  deps.busy = rt.busy.get();
+  NodeOps node_ops({flags.node_id}, deps);
+  NodeService node(&node_ops);
+  ControllerOps controller_ops({}, &rt.images, &rt.loop, &rt.controller_locks);
+  ControllerService controller(&controller_ops);
+
   Server server({flags.socket_path, std::chrono::seconds(flags.grace_seconds)});
   server.AddService(&identity);
+  if (!flags.no_node) server.AddService(&node);
+  if (!flags.no_controller) server.AddService(&controller);
   if (absl::Status st = server.Start(); !st.ok()) {
     log->error("cannot serve: {}", st.message());
     return 1;
   }
-  log->info("rbdcsi {} serving driver {} for node {}", kVersion, flags.driver_name,
-            flags.node_id);
+  log->info("rbdcsi {} serving driver {} for node {} ({}{})", kVersion, flags.driver_name,
+            flags.node_id, flags.no_node ? "" : "node ", flags.no_controller ? "" : "controller");
 
   int sig = 0;
   sigwait(&stop_signals, &sig);

@@ -33,6 +33,10 @@ struct MappedDevice {
   unsigned major = 0;
   unsigned minor = 0;
   ImageSpec image;
+
+  bool operator==(const MappedDevice& o) const {
+    return path == o.path && major == o.major && minor == o.minor && image == o.image;
+  }
 };
 
 // Implementations are thread-safe for different images; callers serialize per volume.

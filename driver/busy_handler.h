@@ -1,0 +1,32 @@
+// What unstage does when the kernel says the device (or the staging mount) is busy.
+#ifndef RBDCSI_DRIVER_BUSY_HANDLER_H_
+#define RBDCSI_DRIVER_BUSY_HANDLER_H_
+
+#include <memory>
+
+#include "absl/status/status.h"
+#include "driver/volume_record.h"
+
+namespace rbdcsi {
+
+enum class BusyStage { kUnmount, kUnmap };
+
+class BusyHandler {
+ public:
+  virtual ~BusyHandler() = default;
+
+  // Called after an unmount or unmap of `record`'s device failed with `busy` (IsBusy()).
+  // Returns OK when the caller should try again now (something was released), or the status
+  // to return to the CO: FAILED_PRECONDITION naming what holds the device and how to fix it.
+  // It may wait, within its own bounded budget, for holders that release by themselves.
+  // `attempt` counts calls for this operation, from 0.
+  virtual absl::Status OnBusy(const VolumeRecord& record, BusyStage stage,
+                              const absl::Status& busy, int attempt) = 0;
+};
+
+// Reports the busy error as it is, with the volume and a hint; never retries.
+std::unique_ptr<BusyHandler> NewPlainBusyHandler();
+
+}  // namespace rbdcsi
+
+#endif  // RBDCSI_DRIVER_BUSY_HANDLER_H_

@@ -1,0 +1,322 @@
+// NodeStageVolume and NodeUnstageVolume (DESIGN.md): the record is written before each step
+// that creates something and updated after it, so a later call can always finish the job.
+#include <sys/stat.h>
+
+#include <cerrno>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "base/logging.h"
+#include "base/status.h"
+#include "driver/node.h"
+#include "driver/validation.h"
+
+namespace rbdcsi {
+namespace {
+
+const auto& Log() {
+  static const auto logger = Logger("node");
+  return logger;
+}
+
+std::string MountOptions(const VolumeRecord& r) {
+  std::vector<std::string> opts = r.mount_flags;
+  if (r.read_only) opts.push_back("ro");
+  return absl::StrJoin(opts, ",");
+}
+
+// The same request again must succeed; a different one for a staged volume must not.
+absl::Status CheckCompatible(const VolumeRecord& have, const VolumeRecord& want) {
+  std::vector<std::string> diffs;
+  if (have.staging_path != want.staging_path) {
+    diffs.push_back(absl::StrCat("staging path ", have.staging_path));
+  }
+  if (have.block != want.block) diffs.push_back(have.block ? "block access" : "mount access");
+  if (!have.block && have.fs_type != want.fs_type) {
+    diffs.push_back(absl::StrCat("filesystem ", have.fs_type));
+  }
+  if (have.read_only != want.read_only) diffs.push_back(have.read_only ? "read-only" : "read-write");
+  if (have.mapper != want.mapper || !(have.image == want.image)) {
+    diffs.push_back(absl::StrCat("image ", have.mapper, ":", have.image.ToString()));
+  }
+  if (have.mount_flags != want.mount_flags) {
+    diffs.push_back(absl::StrCat("mount flags [", absl::StrJoin(have.mount_flags, ","), "]"));
+  }
+  if (diffs.empty()) return absl::OkStatus();
+  return absl::AlreadyExistsError(absl::StrCat("volume ", want.volume_id,
+                                               " is already staged with ",
+                                               absl::StrJoin(diffs, ", ")));
+}
+
+bool SameDevice(const MountInfo& m, const MappedDevice& d) {
+  return m.major == d.major && m.minor == d.minor;
+}
+
+}  // namespace
+
+absl::StatusOr<Mapper*> NodeOps::MapperFor(const std::string& name) const {
+  auto it = deps_.mappers.find(name);
+  if (it == deps_.mappers.end()) {
+    std::vector<std::string> names;
+    for (const auto& [n, m] : deps_.mappers) names.push_back(n);
+    return absl::InvalidArgumentError(absl::StrCat("unknown mapper '", name, "': this node has ",
+                                                   absl::StrJoin(names, ", ")));
+  }
+  return it->second;
+}
+
+absl::StatusOr<VolumeRecord> NodeOps::RecordFromRequest(
+    const csi::v1::NodeStageVolumeRequest& req, MapOptions* map_options) const {
+  ASSIGN_OR_RETURN(Capability cap, ParseCapability(req.volume_capability()));
+  const auto& ctx = req.volume_context();
+  auto get = [&ctx](const char* key) {
+    auto it = ctx.find(key);
+    return it == ctx.end() ? std::string() : it->second;
+  };
+  VolumeRecord r;
+  r.volume_id = req.volume_id();
+  r.mapper = get("mapper").empty() ? config_.default_mapper : get("mapper");
+  RETURN_IF_ERROR(MapperFor(r.mapper).status());
+  // Without a context, a volume id "pool/image" or "image" names the image.
+  const std::string& id = req.volume_id();
+  const size_t slash = id.find('/');
+  r.image.pool = get("pool");
+  if (r.image.pool.empty()) {
+    r.image.pool = slash == std::string::npos ? config_.default_pool : id.substr(0, slash);
+  }
+  r.image.image = get("image");
+  if (r.image.image.empty()) {
+    r.image.image = slash == std::string::npos ? id : id.substr(slash + 1);
+  }
+  r.monitors = get("monitors");
+  r.staging_path = req.staging_target_path();
+  r.block = cap.block;
+  r.fs_type = cap.fs_type;
+  r.mount_flags = cap.mount_flags;
+  r.read_only = cap.read_only_mode;
+  r.step = StageStep::kMapping;
+
+  map_options->image = r.image;
+  map_options->read_only = r.read_only;
+  map_options->monitors = r.monitors;
+  auto secret = [&req](const char* key) {
+    auto it = req.secrets().find(key);
+    return it == req.secrets().end() ? std::string() : it->second;
+  };
+  r.user = secret("userID");
+  map_options->user = r.user;
+  map_options->key = secret("userKey");
+  if (r.mapper == "krbd" && (r.monitors.empty() || r.user.empty() || map_options->key.empty())) {
+    return absl::InvalidArgumentError(
+        "the krbd mapper needs volume_context.monitors and the secrets userID and userKey");
+  }
+  return r;
+}
+
+absl::StatusOr<std::optional<MappedDevice>> NodeOps::FindMapping(
+    Mapper& mapper, const VolumeRecord& record) const {
+  ASSIGN_OR_RETURN(std::vector<MappedDevice> mapped, mapper.List());
+  for (const MappedDevice& d : mapped) {
+    if (!(d.image == record.image)) continue;
+    // Prefer the device the record names; after a reboot it may have another number.
+    if (!record.has_device() || d.path == record.device.path) return d;
+  }
+  for (const MappedDevice& d : mapped) {
+    if (d.image == record.image) return d;
+  }
+  return std::nullopt;
+}
+
+absl::Status NodeOps::Stage(const csi::v1::NodeStageVolumeRequest& req) {
+  RETURN_IF_ERROR(ValidateVolumeId(req.volume_id()));
+  RETURN_IF_ERROR(ValidatePath(req.staging_target_path(), "staging_target_path"));
+  if (!req.has_volume_capability()) {
+    return absl::InvalidArgumentError("volume_capability is required");
+  }
+  MapOptions map_options;
+  ASSIGN_OR_RETURN(VolumeRecord want, RecordFromRequest(req, &map_options));
+  RETURN_IF_ERROR(deps_.locks->TryLock(req.volume_id()));
+  VolumeLockGuard guard(deps_.locks, req.volume_id());
+
+  ASSIGN_OR_RETURN(std::optional<VolumeRecord> have, deps_.records->Load(req.volume_id()));
+  if (have && have->step == StageStep::kStaged) {
+    RETURN_IF_ERROR(CheckCompatible(*have, want));
+    ASSIGN_OR_RETURN(std::vector<MountInfo> table, deps_.mounter->List());
+    bool mounted = false;
+    for (const MountInfo& m : MountsAt(table, have->staging_path)) {
+      mounted |= SameDevice(m, have->device);
+    }
+    if (have->block || mounted) return absl::OkStatus();
+    Log()->warn("volume {}: record says staged but {} is not mounted; staging again",
+                have->volume_id, have->staging_path);
+  }
+  if (have) {
+    // An earlier attempt stopped halfway (crash, or an unstage that could not unmap): finish
+    // undoing it, then start clean.
+    Log()->info("volume {}: undoing an unfinished earlier operation (step {})", have->volume_id,
+                StageStepName(have->step));
+    RETURN_IF_ERROR(UndoStaging(*have));
+  }
+  return StageNew(want, map_options);
+}
+
+absl::Status NodeOps::StageNew(VolumeRecord& record, const MapOptions& map_options) {
+  ASSIGN_OR_RETURN(Mapper * mapper, MapperFor(record.mapper));
+  RETURN_IF_ERROR(deps_.records->Save(record));
+  absl::StatusOr<std::optional<MappedDevice>> existing = FindMapping(*mapper, record);
+  absl::StatusOr<MappedDevice> device = absl::UnknownError("not mapped");
+  if (existing.ok() && existing->has_value()) {
+    Log()->info("volume {}: reusing existing mapping {} of {}", record.volume_id,
+                (*existing)->path, record.image.ToString());
+    device = **existing;
+  } else {
+    device = mapper->Map(map_options);
+  }
+  if (!device.ok()) {
+    deps_.records->Delete(record.volume_id).IgnoreError();
+    return Annotate(device.status(), absl::StrCat("volume ", record.volume_id, ": mapping ",
+                                                  record.mapper, ":", record.image.ToString()));
+  }
+  record.device = *device;
+  record.step = StageStep::kMapped;
+  absl::Status st = deps_.records->Save(record);
+  if (st.ok() && !record.block) st = MountStaged(record);
+  if (st.ok()) {
+    record.step = StageStep::kStaged;
+    st = deps_.records->Save(record);
+  }
+  if (st.ok()) {
+    Log()->info("volume {}: staged {} ({}:{}) at {}", record.volume_id, record.device.path,
+                record.device.major, record.device.minor, record.staging_path);
+    return absl::OkStatus();
+  }
+  absl::Status undo = UndoStaging(record);
+  if (!undo.ok()) {
+    return Annotate(st, absl::StrCat("and undoing the partial stage also failed (", undo.message(),
+                                     "); NodeUnstageVolume will finish it"));
+  }
+  return st;
+}
+
+absl::Status NodeOps::MountStaged(const VolumeRecord& record) {
+  const std::string& dev = record.device.path;
+  ASSIGN_OR_RETURN(std::string found, deps_.filesystems->Probe(dev));
+  std::string fs = record.fs_type;
+  if (found.empty()) {
+    if (record.read_only) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("volume ", record.volume_id, ": ", dev,
+                       " has no filesystem and read-only access was asked, so none can be made"));
+    }
+    Log()->info("volume {}: {} is blank, creating {}", record.volume_id, dev, fs);
+    RETURN_IF_ERROR(deps_.filesystems->Format(dev, fs));
+  } else if (found != fs) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("volume ", record.volume_id, ": ", dev, " holds ", found,
+                     ", not the requested ", fs, "; refusing to format over existing data"));
+  }
+  struct stat st {};
+  if (stat(record.staging_path.c_str(), &st) != 0 && errno == ENOENT) {
+    if (mkdir(record.staging_path.c_str(), 0750) != 0 && errno != EEXIST) {
+      return ErrnoToStatus(errno, absl::StrCat("creating staging path ", record.staging_path));
+    }
+  }
+  return deps_.mounter->Mount(dev, record.staging_path, fs, MountOptions(record));
+}
+
+absl::Status NodeOps::UnmountAll(const std::string& path, VolumeRecord& record) {
+  for (int attempt = 0;; ++attempt) {
+    ASSIGN_OR_RETURN(std::vector<MountInfo> table, deps_.mounter->List());
+    std::vector<MountInfo> at = MountsAt(table, path);
+    if (at.empty()) return absl::OkStatus();
+    const MountInfo& top = at.back();
+    if (record.has_device() && !SameDevice(top, record.device)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "volume ", record.volume_id, ": ", path, " has a mount of device ", top.major, ":",
+          top.minor, " (", top.source, ") on top, not this volume's ", record.device.path, " (",
+          record.device.major, ":", record.device.minor, "); refusing to unmount it"));
+    }
+    absl::Status st = deps_.mounter->Unmount(path);
+    if (st.ok() || absl::IsNotFound(st)) continue;
+    if (!IsBusy(st)) return st;
+    RETURN_IF_ERROR(deps_.busy->OnBusy(record, BusyStage::kUnmount, st, attempt));
+  }
+}
+
+absl::Status NodeOps::UnmapDevice(VolumeRecord& record) {
+  ASSIGN_OR_RETURN(Mapper * mapper, MapperFor(record.mapper));
+  for (int attempt = 0;; ++attempt) {
+    ASSIGN_OR_RETURN(std::optional<MappedDevice> mapped, FindMapping(*mapper, record));
+    if (!mapped) return absl::OkStatus();  // already unmapped (by us earlier, or by hand)
+    absl::Status st = mapper->Unmap(*mapped);
+    if (st.ok()) {
+      Log()->info("volume {}: unmapped {}", record.volume_id, mapped->path);
+      return absl::OkStatus();
+    }
+    if (!IsBusy(st)) return Annotate(st, absl::StrCat("volume ", record.volume_id));
+    record.device = *mapped;
+    RETURN_IF_ERROR(deps_.busy->OnBusy(record, BusyStage::kUnmap, st, attempt));
+  }
+}
+
+absl::Status NodeOps::UndoStaging(VolumeRecord& record) {
+  if (!record.staging_path.empty()) {
+    RETURN_IF_ERROR(UnmountAll(record.staging_path, record));
+  }
+  if (record.step != StageStep::kUnmounted) {
+    record.step = StageStep::kUnmounted;
+    RETURN_IF_ERROR(deps_.records->Save(record));
+  }
+  RETURN_IF_ERROR(UnmapDevice(record));
+  return deps_.records->Delete(record.volume_id);
+}
+
+absl::StatusOr<std::optional<VolumeRecord>> NodeOps::RecordFromMountTable(
+    const std::string& volume_id, const std::string& path) const {
+  ASSIGN_OR_RETURN(std::vector<MountInfo> table, deps_.mounter->List());
+  std::vector<MountInfo> at = MountsAt(table, path);
+  if (at.empty()) return std::nullopt;
+  // Which of our mappers owns the mounted device?
+  for (const auto& [name, mapper] : deps_.mappers) {
+    ASSIGN_OR_RETURN(std::vector<MappedDevice> mapped, mapper->List());
+    for (const MappedDevice& d : mapped) {
+      if (!SameDevice(at.front(), d)) continue;
+      VolumeRecord r;
+      r.volume_id = volume_id;
+      r.mapper = name;
+      r.image = d.image;
+      r.device = d;
+      r.staging_path = path;
+      r.step = StageStep::kStaged;
+      return r;
+    }
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "volume ", volume_id, ": ", path, " has a mount of device ", at.front().major, ":",
+      at.front().minor, " (", at.front().source,
+      ") that none of this plugin's mappers knows; not touching it"));
+}
+
+absl::Status NodeOps::Unstage(const csi::v1::NodeUnstageVolumeRequest& req) {
+  RETURN_IF_ERROR(ValidateVolumeId(req.volume_id()));
+  RETURN_IF_ERROR(ValidatePath(req.staging_target_path(), "staging_target_path"));
+  RETURN_IF_ERROR(deps_.locks->TryLock(req.volume_id()));
+  VolumeLockGuard guard(deps_.locks, req.volume_id());
+
+  ASSIGN_OR_RETURN(std::optional<VolumeRecord> record, deps_.records->Load(req.volume_id()));
+  if (!record) {
+    ASSIGN_OR_RETURN(record, RecordFromMountTable(req.volume_id(), req.staging_target_path()));
+    if (!record) return absl::OkStatus();  // nothing mounted, nothing mapped: done already
+    Log()->warn("volume {}: no record; found {} mounted at {} from the mount table",
+                req.volume_id(), record->device.path, req.staging_target_path());
+    RETURN_IF_ERROR(deps_.records->Save(*record));
+  }
+  // The CO's path wins if it differs from the recorded one; both are unmounted.
+  if (record->staging_path != req.staging_target_path()) {
+    RETURN_IF_ERROR(UnmountAll(req.staging_target_path(), *record));
+  }
+  return UndoStaging(*record);
+}
+
+}  // namespace rbdcsi

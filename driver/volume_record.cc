@@ -1,0 +1,229 @@
+#include "driver/volume_record.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <filesystem>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "base/fd.h"
+#include "base/logging.h"
+#include "base/status.h"
+#include "mounter/mountinfo.h"
+#include "nlohmann/json.hpp"
+
+namespace rbdcsi {
+namespace {
+
+constexpr int kFormatVersion = 1;
+constexpr size_t kMaxFileStem = 200;
+constexpr char kSuffix[] = ".json";
+
+constexpr std::pair<StageStep, std::string_view> kStepNames[] = {
+    {StageStep::kMapping, "mapping"},
+    {StageStep::kMapped, "mapped"},
+    {StageStep::kStaged, "staged"},
+    {StageStep::kUnmounted, "unmounted"},
+};
+
+std::optional<StageStep> ParseStep(std::string_view name) {
+  for (const auto& [step, step_name] : kStepNames) {
+    if (step_name == name) return step;
+  }
+  return std::nullopt;
+}
+
+uint64_t Fnv1a64(std::string_view s) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+absl::Status WriteAll(int fd, std::string_view data, const std::string& path) {
+  while (!data.empty()) {
+    ssize_t n = write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoToStatus(errno, absl::StrCat("writing ", path));
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string_view StageStepName(StageStep step) {
+  for (const auto& [s, name] : kStepNames) {
+    if (s == step) return name;
+  }
+  return "unknown";
+}
+
+std::string EncodeRecord(const VolumeRecord& r) {
+  nlohmann::json j = {
+      {"version", kFormatVersion},
+      {"volume_id", r.volume_id},
+      {"mapper", r.mapper},
+      {"pool", r.image.pool},
+      {"image", r.image.image},
+      {"monitors", r.monitors},
+      {"user", r.user},
+      {"device", {{"path", r.device.path}, {"major", r.device.major}, {"minor", r.device.minor}}},
+      {"staging_path", r.staging_path},
+      {"access_type", r.block ? "block" : "mount"},
+      {"fs_type", r.fs_type},
+      {"mount_flags", r.mount_flags},
+      {"read_only", r.read_only},
+      {"step", std::string(StageStepName(r.step))},
+  };
+  return j.dump(2) + "\n";
+}
+
+absl::StatusOr<VolumeRecord> DecodeRecord(std::string_view json) {
+  nlohmann::json j = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::InvalidArgumentError("volume record is not a JSON object");
+  }
+  try {
+    if (j.at("version").get<int>() != kFormatVersion) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("volume record has unknown format version ", j.at("version").dump()));
+    }
+    VolumeRecord r;
+    r.volume_id = j.at("volume_id").get<std::string>();
+    r.mapper = j.at("mapper").get<std::string>();
+    r.image.pool = j.at("pool").get<std::string>();
+    r.image.image = j.at("image").get<std::string>();
+    r.monitors = j.value("monitors", "");
+    r.user = j.value("user", "");
+    const auto& dev = j.at("device");
+    r.device.path = dev.at("path").get<std::string>();
+    r.device.major = dev.at("major").get<unsigned>();
+    r.device.minor = dev.at("minor").get<unsigned>();
+    r.device.image = r.image;
+    r.staging_path = j.at("staging_path").get<std::string>();
+    const std::string access = j.at("access_type").get<std::string>();
+    if (access != "block" && access != "mount") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("volume record has unknown access_type '", access, "'"));
+    }
+    r.block = access == "block";
+    r.fs_type = j.value("fs_type", "");
+    r.mount_flags = j.value("mount_flags", std::vector<std::string>{});
+    r.read_only = j.value("read_only", false);
+    const std::string step = j.at("step").get<std::string>();
+    std::optional<StageStep> parsed = ParseStep(step);
+    if (!parsed) {
+      return absl::InvalidArgumentError(absl::StrCat("volume record has unknown step '", step, "'"));
+    }
+    r.step = *parsed;
+    if (r.volume_id.empty()) return absl::InvalidArgumentError("volume record has no volume_id");
+    return r;
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("volume record is incomplete: ", e.what()));
+  }
+}
+
+std::string RecordStore::FileNameFor(std::string_view volume_id) {
+  std::string stem;
+  for (size_t i = 0; i < volume_id.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(volume_id[i]);
+    const bool safe = std::isalnum(c) || c == '-' || c == '_' || (c == '.' && i > 0);
+    if (safe) {
+      stem.push_back(static_cast<char>(c));
+    } else {
+      stem += absl::StrFormat("%%%02X", c);
+    }
+  }
+  if (stem.size() > kMaxFileStem) {
+    stem = absl::StrFormat("%s~%016x", stem.substr(0, kMaxFileStem - 17), Fnv1a64(volume_id));
+  }
+  return stem + kSuffix;
+}
+
+std::string RecordStore::PathFor(std::string_view volume_id) const {
+  return absl::StrCat(dir_, "/", FileNameFor(volume_id));
+}
+
+absl::StatusOr<std::optional<VolumeRecord>> RecordStore::Load(std::string_view volume_id) const {
+  const std::string path = PathFor(volume_id);
+  absl::StatusOr<std::string> text = ReadWholeFile(path);
+  if (!text.ok()) {
+    if (absl::IsNotFound(text.status())) return std::nullopt;
+    return text.status();
+  }
+  absl::StatusOr<VolumeRecord> record = DecodeRecord(*text);
+  if (!record.ok()) {
+    return absl::DataLossError(absl::StrCat("volume record ", path, " is damaged (",
+                                            record.status().message(),
+                                            "); move it aside after checking the node by hand"));
+  }
+  if (record->volume_id != volume_id) {
+    return absl::DataLossError(absl::StrCat("volume record ", path, " belongs to volume '",
+                                            record->volume_id, "', not '", AsAbsl(volume_id),
+                                            "'"));
+  }
+  return std::optional<VolumeRecord>(*std::move(record));
+}
+
+absl::Status RecordStore::Save(const VolumeRecord& record) const {
+  const std::string path = PathFor(record.volume_id);
+  const std::string tmp = absl::StrCat(path, ".tmp");
+  UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd.valid()) return ErrnoToStatus(errno, absl::StrCat("creating ", tmp));
+  absl::Status st = WriteAll(fd.get(), EncodeRecord(record), tmp);
+  if (st.ok() && fsync(fd.get()) != 0) st = ErrnoToStatus(errno, absl::StrCat("syncing ", tmp));
+  fd.reset();
+  if (st.ok() && rename(tmp.c_str(), path.c_str()) != 0) {
+    st = ErrnoToStatus(errno, absl::StrCat("renaming ", tmp, " to ", path));
+  }
+  if (!st.ok()) {
+    unlink(tmp.c_str());
+    return st;
+  }
+  UniqueFd dir(open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir.valid() || fsync(dir.get()) != 0) {
+    return ErrnoToStatus(errno, absl::StrCat("syncing directory ", dir_));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RecordStore::Delete(std::string_view volume_id) const {
+  const std::string path = PathFor(volume_id);
+  if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return ErrnoToStatus(errno, absl::StrCat("removing ", path));
+  }
+  UniqueFd dir(open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir.valid()) fsync(dir.get());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<VolumeRecord>> RecordStore::List() const {
+  std::vector<VolumeRecord> out;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!absl::EndsWith(name, kSuffix)) continue;
+    absl::StatusOr<std::string> text = ReadWholeFile(entry.path().string());
+    if (!text.ok()) continue;
+    absl::StatusOr<VolumeRecord> record = DecodeRecord(*text);
+    if (!record.ok()) {
+      Logger("driver")->warn("skipping damaged volume record {}: {}", entry.path().string(),
+                             record.status().message());
+      continue;
+    }
+    out.push_back(*std::move(record));
+  }
+  if (ec) return absl::InternalError(absl::StrCat("listing ", dir_, ": ", ec.message()));
+  return out;
+}
+
+}  // namespace rbdcsi

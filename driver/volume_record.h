@@ -1,0 +1,82 @@
+// The durable per-volume record: what NodeUnstageVolume needs to undo, kept outside the
+// staging path so that a retry after a partial failure still finds the device to unmap.
+#ifndef RBDCSI_DRIVER_VOLUME_RECORD_H_
+#define RBDCSI_DRIVER_VOLUME_RECORD_H_
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "rbd/mapper.h"
+
+namespace rbdcsi {
+
+// How far staging got. Written before each step that creates something, updated after it.
+enum class StageStep {
+  kMapping,    // about to map: the device may or may not exist
+  kMapped,     // device known; maybe formatted, not (yet) mounted
+  kStaged,     // mounted at the staging path (or, for block volumes, mapped and ready)
+  kUnmounted,  // unstage unmounted the staging path; the unmap is still owed
+};
+
+std::string_view StageStepName(StageStep step);
+
+struct VolumeRecord {
+  std::string volume_id;
+  std::string mapper;  // "loop", "krbd"
+  ImageSpec image;
+  std::string monitors;  // krbd; the key is never recorded
+  std::string user;
+  MappedDevice device;  // path and major:minor once mapped
+  std::string staging_path;
+  bool block = false;  // access type block (no filesystem) or mount
+  std::string fs_type;
+  std::vector<std::string> mount_flags;
+  bool read_only = false;
+  StageStep step = StageStep::kMapping;
+
+  bool has_device() const { return !device.path.empty(); }
+};
+
+std::string EncodeRecord(const VolumeRecord& record);
+// INVALID_ARGUMENT (naming the problem) for malformed or incomplete JSON.
+absl::StatusOr<VolumeRecord> DecodeRecord(std::string_view json);
+
+// Records as files in one directory. Thread-safe for different volume ids; callers hold the
+// per-volume lock.
+class RecordStore {
+ public:
+  explicit RecordStore(std::string dir) : dir_(std::move(dir)) {}
+
+  // A file name for `volume_id` that stays inside the directory whatever the id contains
+  // ("/", "..", NUL, very long ids): safe characters are kept, others %XX-escaped, and a long
+  // result is cut and suffixed with a hash of the whole id.
+  static std::string FileNameFor(std::string_view volume_id);
+
+  // nullopt when there is no record. DATA_LOSS when the file exists but cannot be decoded or
+  // belongs to another id (the file is left for an operator to inspect).
+  absl::StatusOr<std::optional<VolumeRecord>> Load(std::string_view volume_id) const;
+
+  // Atomically replaces the record: write to a temporary file, fsync, rename, fsync the
+  // directory. After a crash either the old or the new record is there, never a torn one.
+  absl::Status Save(const VolumeRecord& record) const;
+
+  // OK when there is no record.
+  absl::Status Delete(std::string_view volume_id) const;
+
+  // All decodable records (others are logged and skipped).
+  absl::StatusOr<std::vector<VolumeRecord>> List() const;
+
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string PathFor(std::string_view volume_id) const;
+  const std::string dir_;
+};
+
+}  // namespace rbdcsi
+
+#endif  // RBDCSI_DRIVER_VOLUME_RECORD_H_

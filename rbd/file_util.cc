@@ -1,0 +1,89 @@
+#include "rbd/file_util.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "base/fd.h"
+#include "base/status.h"
+
+namespace rbdcsi {
+
+absl::Status MakeDirs(const std::string& path, mode_t mode) {
+  if (path.empty()) return absl::InvalidArgumentError("creating a directory: empty path");
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return absl::OkStatus();
+    return ErrnoToStatus(ENOTDIR, absl::StrCat("creating directory ", path));
+  }
+  const std::string parent = Dirname(path);
+  if (parent != path && parent != "." && parent != "/") RETURN_IF_ERROR(MakeDirs(parent, mode));
+  // Another caller may create it at the same time: EEXIST is success.
+  if (mkdir(path.c_str(), mode) != 0 && errno != EEXIST) {
+    return ErrnoToStatus(errno, absl::StrCat("creating directory ", path));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FsyncDir(const std::string& path) {
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoToStatus(errno, absl::StrCat("opening directory ", path));
+  if (fsync(fd.get()) != 0) return ErrnoToStatus(errno, absl::StrCat("syncing directory ", path));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReadSmallFile(const std::string& path) {
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoToStatus(errno, absl::StrCat("opening ", path));
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t got = read(fd.get(), buf, sizeof(buf));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return ErrnoToStatus(errno, absl::StrCat("reading ", path));
+    if (got == 0) break;
+    out.append(buf, static_cast<size_t>(got));
+    if (out.size() > (1u << 20)) {
+      return absl::InternalError(absl::StrCat("reading ", path, ": file larger than 1 MiB"));
+    }
+  }
+  return out;
+}
+
+namespace {
+
+bool RealPath(const std::string& path, std::string& out) {
+  std::unique_ptr<char, decltype(&free)> resolved(realpath(path.c_str(), nullptr), &free);
+  if (resolved == nullptr) return false;
+  out = resolved.get();
+  return true;
+}
+
+}  // namespace
+
+std::string CanonicalPath(const std::string& path) {
+  std::string out;
+  if (RealPath(path, out)) return out;
+  const size_t slash = path.rfind('/');
+  if (slash == std::string::npos || slash + 1 == path.size()) return path;
+  std::string parent;
+  if (!RealPath(Dirname(path), parent)) return path;
+  if (parent == "/") parent.clear();
+  return absl::StrCat(parent, "/", path.substr(slash + 1));
+}
+
+std::string Dirname(std::string_view path) {
+  while (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
+  const size_t slash = path.rfind('/');
+  if (slash == std::string_view::npos) return ".";
+  if (slash == 0) return "/";
+  return std::string(path.substr(0, slash));
+}
+
+}  // namespace rbdcsi

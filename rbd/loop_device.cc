@@ -1,0 +1,287 @@
+#include "rbd/loop_device.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/loop.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "base/fd.h"
+#include "base/status.h"
+#include "rbd/file_util.h"
+
+namespace rbdcsi {
+namespace {
+
+using std::chrono::milliseconds;
+
+// LOOP_CTL_GET_FREE and LOOP_CONFIGURE race with other attachers; each retry takes a new device.
+constexpr int kMaxAttachAttempts = 16;
+// How long Attach waits for devtmpfs/udev to create a new /dev/loopN node.
+constexpr milliseconds kNodeWait{2000};
+constexpr milliseconds kNodePoll{20};
+// Like krbd, a busy detach is retried briefly: udev's blkid opens new devices for a moment.
+constexpr milliseconds kBusyRetryDelays[] = {milliseconds(100), milliseconds(250)};
+
+struct DirCloser {
+  void operator()(DIR* dir) const { closedir(dir); }
+};
+
+bool ParseDevNumbers(absl::string_view text, unsigned* major_out, unsigned* minor_out) {
+  std::pair<absl::string_view, absl::string_view> parts =
+      absl::StrSplit(absl::StripAsciiWhitespace(text), absl::MaxSplits(':', 1));
+  return absl::SimpleAtoi(parts.first, major_out) && absl::SimpleAtoi(parts.second, minor_out);
+}
+
+bool ReadFlag(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadSmallFile(path);
+  return text.ok() && absl::StripAsciiWhitespace(*text) == "1";
+}
+
+class RealLoopDevices : public LoopDevices {
+ public:
+  explicit RealLoopDevices(RealLoopDevicesOptions options) : options_(std::move(options)) {
+    if (options_.clock == nullptr) options_.clock = NewRealClock();
+  }
+
+  absl::StatusOr<std::string> Attach(const std::string& backing_file, bool read_only) override;
+  absl::Status Detach(const std::string& dev, const std::string& expected_backing_file) override;
+  absl::StatusOr<std::vector<LoopInfo>> List() override;
+  absl::Status SetCapacity(const std::string& dev) override;
+  absl::StatusOr<bool> IsFree(const std::string& dev) override;
+
+ private:
+  absl::StatusOr<UniqueFd> OpenNewNode(const std::string& path);
+  absl::Status DetachOnce(const std::string& dev, const std::string& expected_backing_file);
+  // The sysfs directory of the block device open as `fd`, e.g. /sys/dev/block/7:3.
+  absl::StatusOr<std::string> SysfsDirOf(int fd, const std::string& dev);
+  bool IsAttachedTo(const loop_info64& info, const std::string& sysfs_dir,
+                    const std::string& expected_backing_file);
+
+  RealLoopDevicesOptions options_;
+};
+
+absl::StatusOr<UniqueFd> RealLoopDevices::OpenNewNode(const std::string& path) {
+  const auto deadline = options_.clock->Now() + kNodeWait;
+  for (;;) {
+    UniqueFd fd(open(path.c_str(), O_RDWR | O_CLOEXEC));
+    if (fd.valid()) return fd;
+    if (errno != ENOENT || options_.clock->Now() >= deadline) {
+      return ErrnoToStatus(errno, absl::StrCat("opening ", path));
+    }
+    options_.clock->SleepFor(kNodePoll);
+  }
+}
+
+absl::StatusOr<std::string> RealLoopDevices::Attach(const std::string& backing_file,
+                                                    bool read_only) {
+  const std::string what = absl::StrCat("attaching a loop device to ", backing_file);
+  UniqueFd file(open(backing_file.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC));
+  if (!file.valid()) return ErrnoToStatus(errno, what);
+  struct stat st;
+  if (fstat(file.get(), &st) != 0) return ErrnoToStatus(errno, what);
+  if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": not a regular file or block device"));
+  }
+  const std::string control = absl::StrCat(options_.dev_dir, "/loop-control");
+  UniqueFd ctl(open(control.c_str(), O_RDWR | O_CLOEXEC));
+  if (!ctl.valid()) return ErrnoToStatus(errno, absl::StrCat(what, ": opening ", control));
+
+  loop_config config;
+  std::memset(&config, 0, sizeof(config));
+  config.fd = static_cast<__u32>(file.get());
+  config.info.lo_flags = read_only ? LO_FLAGS_READ_ONLY : 0;
+  // Informational only (64 bytes); sysfs backing_file has the full path.
+  std::strncpy(reinterpret_cast<char*>(config.info.lo_file_name), backing_file.c_str(),
+               LO_NAME_SIZE - 1);
+
+  for (int attempt = 0; attempt < kMaxAttachAttempts; ++attempt) {
+    const int number = ioctl(ctl.get(), LOOP_CTL_GET_FREE);
+    if (number < 0) return ErrnoToStatus(errno, absl::StrCat(what, ": finding a free device"));
+    const std::string dev = absl::StrCat(options_.dev_dir, "/loop", number);
+    absl::StatusOr<UniqueFd> fd = OpenNewNode(dev);
+    if (!fd.ok()) {
+      // ENXIO: the device is being torn down by someone else; take another one.
+      if (absl::IsNotFound(fd.status()) && attempt + 1 < kMaxAttachAttempts) continue;
+      return Annotate(fd.status(), what);
+    }
+    if (ioctl(fd->get(), LOOP_CONFIGURE, &config) == 0) return dev;
+    // EBUSY: another process configured or claimed this device between GET_FREE and here.
+    if (errno != EBUSY) return ErrnoToStatus(errno, absl::StrCat(what, ": configuring ", dev));
+  }
+  return absl::UnavailableError(absl::StrCat(
+      what, ": every free loop device was taken by another process; ", kMaxAttachAttempts,
+      " attempts"));
+}
+
+absl::Status RealLoopDevices::Detach(const std::string& dev,
+                                     const std::string& expected_backing_file) {
+  absl::Status status = DetachOnce(dev, expected_backing_file);
+  for (milliseconds delay : kBusyRetryDelays) {
+    if (!IsBusy(status)) break;
+    options_.clock->SleepFor(delay);
+    status = DetachOnce(dev, expected_backing_file);
+  }
+  return status;
+}
+
+absl::StatusOr<std::string> RealLoopDevices::SysfsDirOf(int fd, const std::string& dev) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return ErrnoToStatus(errno, absl::StrCat("examining ", dev));
+  if (!S_ISBLK(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(dev, " is not a block device"));
+  }
+  return absl::StrCat(options_.sysfs_dir, "/dev/block/", major(st.st_rdev), ":",
+                      minor(st.st_rdev));
+}
+
+bool RealLoopDevices::IsAttachedTo(const loop_info64& info, const std::string& sysfs_dir,
+                                   const std::string& expected_backing_file) {
+  struct stat st;
+  if (stat(expected_backing_file.c_str(), &st) == 0) {
+    const dev_t lo_dev = static_cast<dev_t>(info.lo_device);
+    if (major(lo_dev) == major(st.st_dev) && minor(lo_dev) == minor(st.st_dev) &&
+        info.lo_inode == st.st_ino) {
+      return true;
+    }
+  }
+  // The file may be gone, or replaced under the same name: compare the path the kernel
+  // remembers, so that a device attached to a deleted image can still be detached.
+  absl::StatusOr<std::string> text = ReadSmallFile(absl::StrCat(sysfs_dir, "/loop/backing_file"));
+  if (!text.ok()) return false;
+  bool deleted = false;
+  return ParseBackingFile(*text, &deleted) == CanonicalPath(expected_backing_file);
+}
+
+absl::Status RealLoopDevices::DetachOnce(const std::string& dev,
+                                         const std::string& expected_backing_file) {
+  const std::string what = absl::StrCat("detaching ", dev);
+  // The exclusive open fails while a mount, a stacked device (dm, md) or another exclusive
+  // opener holds the device, and while we hold it nobody else can re-attach it.
+  UniqueFd fd(open(dev.c_str(), O_RDONLY | O_EXCL | O_CLOEXEC));
+  if (!fd.valid()) {
+    const int err = errno;
+    if (err == ENOENT || err == ENXIO || err == ENODEV) return absl::OkStatus();
+    if (err == EBUSY) {
+      return ErrnoToStatus(err, absl::StrCat(what, ": it is held by a mount, a stacked device or "
+                                                 "an exclusive opener and stays attached"));
+    }
+    return ErrnoToStatus(err, what);
+  }
+  ASSIGN_OR_RETURN(const std::string sysfs_dir, SysfsDirOf(fd.get(), dev));
+  loop_info64 info;
+  if (ioctl(fd.get(), LOOP_GET_STATUS64, &info) != 0) {
+    if (errno == ENXIO) return absl::OkStatus();  // not attached
+    if (errno == ENOTTY || errno == EINVAL) {
+      return absl::InvalidArgumentError(absl::StrCat(what, ": not a loop device"));
+    }
+    return ErrnoToStatus(errno, what);
+  }
+  if (!expected_backing_file.empty() && !IsAttachedTo(info, sysfs_dir, expected_backing_file)) {
+    return absl::OkStatus();  // re-used for another file: ours is gone
+  }
+  if (ioctl(fd.get(), LOOP_CLR_FD, 0) != 0) {
+    if (errno == ENXIO) return absl::OkStatus();
+    return ErrnoToStatus(errno, what);
+  }
+  // LOOP_CLR_FD never fails for other openers: it sets autoclear instead, a lazy detach that
+  // would happen whenever the last of them closes. Still readable status means exactly that.
+  if (ioctl(fd.get(), LOOP_GET_STATUS64, &info) == 0) {
+    info.lo_flags &= ~static_cast<__u32>(LO_FLAGS_AUTOCLEAR);
+    if (ioctl(fd.get(), LOOP_SET_STATUS64, &info) != 0) {
+      return Annotate(ErrnoToStatus(errno, "clearing the autoclear flag LOOP_CLR_FD set"),
+                      absl::StrCat(what, ": another process has it open and it will be detached "
+                                         "when that process closes it"));
+    }
+    return ErrnoToStatus(EBUSY, absl::StrCat(what, ": another process has it open; it stays "
+                                                   "attached"));
+  }
+  if (errno != ENXIO) return ErrnoToStatus(errno, absl::StrCat(what, ": checking the result"));
+  fd.reset();  // Since Linux 6.11 the detach itself happens on this last close.
+
+  absl::StatusOr<std::string> text = ReadSmallFile(absl::StrCat(sysfs_dir, "/loop/backing_file"));
+  if (absl::IsNotFound(text.status())) return absl::OkStatus();
+  if (!text.ok()) return Annotate(text.status(), absl::StrCat(what, ": checking the result"));
+  bool deleted = false;
+  if (!expected_backing_file.empty() &&
+      ParseBackingFile(*text, &deleted) != CanonicalPath(expected_backing_file)) {
+    return absl::OkStatus();  // detached, and already re-used by another attacher
+  }
+  return absl::InternalError(absl::StrCat(what, ": the kernel reported success but the device "
+                                                "is still attached to ",
+                                          ParseBackingFile(*text, &deleted)));
+}
+
+absl::StatusOr<std::vector<LoopInfo>> RealLoopDevices::List() {
+  const std::string block_dir = absl::StrCat(options_.sysfs_dir, "/block");
+  std::unique_ptr<DIR, DirCloser> dir(opendir(block_dir.c_str()));
+  if (dir == nullptr) return ErrnoToStatus(errno, absl::StrCat("listing ", block_dir));
+  std::vector<LoopInfo> out;
+  while (dirent* e = readdir(dir.get())) {
+    absl::string_view name = e->d_name;
+    unsigned number = 0;
+    if (!absl::StartsWith(name, "loop") || !absl::SimpleAtoi(name.substr(4), &number)) continue;
+    const std::string base = absl::StrCat(block_dir, "/", name);
+    absl::StatusOr<std::string> backing = ReadSmallFile(absl::StrCat(base, "/loop/backing_file"));
+    if (!backing.ok()) continue;  // not attached, or detached meanwhile
+    LoopInfo info;
+    info.device = absl::StrCat(options_.dev_dir, "/", name);
+    info.backing_file = ParseBackingFile(*backing, &info.backing_deleted);
+    absl::StatusOr<std::string> numbers = ReadSmallFile(absl::StrCat(base, "/dev"));
+    if (!numbers.ok()) continue;
+    if (!ParseDevNumbers(*numbers, &info.major, &info.minor)) {
+      return absl::InternalError(absl::StrCat("unexpected content of ", base, "/dev"));
+    }
+    info.read_only = ReadFlag(absl::StrCat(base, "/ro"));
+    info.autoclear = ReadFlag(absl::StrCat(base, "/loop/autoclear"));
+    out.push_back(std::move(info));
+  }
+  std::sort(out.begin(), out.end(), [](const LoopInfo& a, const LoopInfo& b) {
+    return std::make_pair(a.major, a.minor) < std::make_pair(b.major, b.minor);
+  });
+  return out;
+}
+
+absl::Status RealLoopDevices::SetCapacity(const std::string& dev) {
+  const std::string what = absl::StrCat("refreshing the capacity of ", dev);
+  UniqueFd fd(open(dev.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoToStatus(errno, what);
+  if (ioctl(fd.get(), LOOP_SET_CAPACITY, 0) != 0) return ErrnoToStatus(errno, what);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> RealLoopDevices::IsFree(const std::string& dev) {
+  UniqueFd fd(open(dev.c_str(), O_RDONLY | O_EXCL | O_CLOEXEC));
+  if (fd.valid()) return true;
+  if (errno == EBUSY) return false;
+  return ErrnoToStatus(errno, absl::StrCat("checking whether ", dev, " is in use"));
+}
+
+}  // namespace
+
+std::unique_ptr<LoopDevices> NewRealLoopDevices(RealLoopDevicesOptions options) {
+  return std::make_unique<RealLoopDevices>(std::move(options));
+}
+
+std::string ParseBackingFile(std::string_view text, bool* deleted) {
+  absl::string_view content(text.data(), text.size());
+  if (absl::EndsWith(content, "\n")) content.remove_suffix(1);
+  *deleted = absl::ConsumeSuffix(&content, " (deleted)");
+  return std::string(content);
+}
+
+}  // namespace rbdcsi
