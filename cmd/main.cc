@@ -1,5 +1,6 @@
 // rbdcsi: a CSI plugin for Ceph RBD block volumes. This file only parses the command line and
 // hands over to the subcommands.
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 
@@ -9,6 +10,8 @@
 #include "cmd/serve.h"
 
 int main(int argc, char** argv) {
+  // A child that closes its stdin early must give the writer EPIPE, not kill the plugin.
+  signal(SIGPIPE, SIG_IGN);
   CLI::App app{"rbdcsi: CSI plugin for Ceph RBD block volumes that never leaves a device stuck"};
   app.require_subcommand(1);
 

@@ -84,7 +84,9 @@ int RunServe(ServeFlags flags) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   Runtime rt(flags);
-  IdentityService identity({flags.driver_name, kVersion, flags.state_dir, !flags.no_controller});
+  Server server({flags.socket_path, std::chrono::seconds(flags.grace_seconds)});
+  IdentityService identity({flags.driver_name, kVersion, flags.state_dir, !flags.no_controller},
+                           server.tracker());
   NodeDeps deps;
   deps.mounter = rt.mounter.get();
   deps.filesystems = rt.filesystems.get();
@@ -93,11 +95,10 @@ int RunServe(ServeFlags flags) {
   deps.locks = &rt.locks;
   deps.busy = rt.busy.get();
   NodeOps node_ops({flags.node_id}, deps);
-  NodeService node(&node_ops);
+  NodeService node(&node_ops, server.tracker());
   ControllerOps controller_ops({}, &rt.images, &rt.loop, &rt.controller_locks);
-  ControllerService controller(&controller_ops);
+  ControllerService controller(&controller_ops, server.tracker());
 
-  Server server({flags.socket_path, std::chrono::seconds(flags.grace_seconds)});
   server.AddService(&identity);
   if (!flags.no_node) server.AddService(&node);
   if (!flags.no_controller) server.AddService(&controller);

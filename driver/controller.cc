@@ -238,38 +238,38 @@ void ControllerOps::GetCapabilities(csi::v1::ControllerGetCapabilitiesResponse* 
 grpc::Status ControllerService::CreateVolume(grpc::ServerContext*,
                                              const csi::v1::CreateVolumeRequest* req,
                                              csi::v1::CreateVolumeResponse* resp) {
-  return RunRpc("CreateVolume", *req, [&] { return ops_->CreateVolume(*req, resp); });
+  return RunRpc(tracker_, "CreateVolume", *req, [&] { return ops_->CreateVolume(*req, resp); });
 }
 
 grpc::Status ControllerService::DeleteVolume(grpc::ServerContext*,
                                              const csi::v1::DeleteVolumeRequest* req,
                                              csi::v1::DeleteVolumeResponse*) {
-  return RunRpc("DeleteVolume", *req, [&] { return ops_->DeleteVolume(*req); });
+  return RunRpc(tracker_, "DeleteVolume", *req, [&] { return ops_->DeleteVolume(*req); });
 }
 
 grpc::Status ControllerService::ValidateVolumeCapabilities(
     grpc::ServerContext*, const csi::v1::ValidateVolumeCapabilitiesRequest* req,
     csi::v1::ValidateVolumeCapabilitiesResponse* resp) {
-  return RunRpc("ValidateVolumeCapabilities", *req,
+  return RunRpc(tracker_, "ValidateVolumeCapabilities", *req,
                 [&] { return ops_->ValidateVolumeCapabilities(*req, resp); });
 }
 
 grpc::Status ControllerService::ListVolumes(grpc::ServerContext*,
                                             const csi::v1::ListVolumesRequest* req,
                                             csi::v1::ListVolumesResponse* resp) {
-  return RunRpc("ListVolumes", *req, [&] { return ops_->ListVolumes(*req, resp); });
+  return RunRpc(tracker_, "ListVolumes", *req, [&] { return ops_->ListVolumes(*req, resp); });
 }
 
 grpc::Status ControllerService::GetCapacity(grpc::ServerContext*,
                                             const csi::v1::GetCapacityRequest* req,
                                             csi::v1::GetCapacityResponse* resp) {
-  return RunRpc("GetCapacity", *req, [&] { return ops_->GetCapacity(*req, resp); });
+  return RunRpc(tracker_, "GetCapacity", *req, [&] { return ops_->GetCapacity(*req, resp); });
 }
 
 grpc::Status ControllerService::ControllerGetCapabilities(
     grpc::ServerContext*, const csi::v1::ControllerGetCapabilitiesRequest* req,
     csi::v1::ControllerGetCapabilitiesResponse* resp) {
-  return RunRpc("ControllerGetCapabilities", *req, [&] {
+  return RunRpc(tracker_, "ControllerGetCapabilities", *req, [&] {
     ControllerOps::GetCapabilities(resp);
     return absl::OkStatus();
   });
@@ -278,7 +278,7 @@ grpc::Status ControllerService::ControllerGetCapabilities(
 grpc::Status ControllerService::ControllerExpandVolume(
     grpc::ServerContext*, const csi::v1::ControllerExpandVolumeRequest* req,
     csi::v1::ControllerExpandVolumeResponse* resp) {
-  return RunRpc("ControllerExpandVolume", *req, [&] { return ops_->ExpandVolume(*req, resp); });
+  return RunRpc(tracker_, "ControllerExpandVolume", *req, [&] { return ops_->ExpandVolume(*req, resp); });
 }
 
 }  // namespace rbdcsi

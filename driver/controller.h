@@ -7,6 +7,7 @@
 
 #include "absl/status/status.h"
 #include "csi.grpc.pb.h"
+#include "driver/rpc.h"
 #include "driver/volume_locks.h"
 #include "rbd/loop_images.h"
 #include "rbd/mapper.h"
@@ -60,7 +61,8 @@ class ControllerOps {
 
 class ControllerService final : public csi::v1::Controller::Service {
  public:
-  explicit ControllerService(ControllerOps* ops) : ops_(ops) {}
+  explicit ControllerService(ControllerOps* ops, CallTracker* tracker = nullptr)
+      : ops_(ops), tracker_(tracker) {}
 
   grpc::Status CreateVolume(grpc::ServerContext*, const csi::v1::CreateVolumeRequest* req,
                             csi::v1::CreateVolumeResponse* resp) override;
@@ -82,6 +84,7 @@ class ControllerService final : public csi::v1::Controller::Service {
 
  private:
   ControllerOps* ops_;
+  CallTracker* tracker_;
 };
 
 }  // namespace rbdcsi

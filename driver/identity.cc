@@ -23,7 +23,7 @@ absl::Status CheckWritableDirectory(const std::string& dir) {
 grpc::Status IdentityService::GetPluginInfo(grpc::ServerContext*,
                                             const csi::v1::GetPluginInfoRequest* request,
                                             csi::v1::GetPluginInfoResponse* response) {
-  return RunRpc("GetPluginInfo", *request, [&] {
+  return RunRpc(tracker_, "GetPluginInfo", *request, [&] {
     response->set_name(config_.driver_name);
     response->set_vendor_version(config_.version);
     return absl::OkStatus();
@@ -33,7 +33,7 @@ grpc::Status IdentityService::GetPluginInfo(grpc::ServerContext*,
 grpc::Status IdentityService::GetPluginCapabilities(
     grpc::ServerContext*, const csi::v1::GetPluginCapabilitiesRequest* request,
     csi::v1::GetPluginCapabilitiesResponse* response) {
-  return RunRpc("GetPluginCapabilities", *request, [&] {
+  return RunRpc(tracker_, "GetPluginCapabilities", *request, [&] {
     using Cap = csi::v1::PluginCapability;
     if (config_.controller) {
       response->add_capabilities()->mutable_service()->set_type(Cap::Service::CONTROLLER_SERVICE);
@@ -46,7 +46,7 @@ grpc::Status IdentityService::GetPluginCapabilities(
 
 grpc::Status IdentityService::Probe(grpc::ServerContext*, const csi::v1::ProbeRequest* request,
                                     csi::v1::ProbeResponse* response) {
-  return RunRpc("Probe", *request, [&] {
+  return RunRpc(tracker_, "Probe", *request, [&] {
     absl::Status usable = CheckWritableDirectory(config_.state_dir);
     // Not ready is an answer, not an error: the CO keeps probing.
     response->mutable_ready()->set_value(usable.ok());

@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "csi.grpc.pb.h"
+#include "driver/rpc.h"
 
 namespace rbdcsi {
 
@@ -19,7 +20,8 @@ struct IdentityConfig {
 // Thread-safe.
 class IdentityService final : public csi::v1::Identity::Service {
  public:
-  explicit IdentityService(IdentityConfig config) : config_(std::move(config)) {}
+  IdentityService(IdentityConfig config, CallTracker* tracker = nullptr)
+      : config_(std::move(config)), tracker_(tracker) {}
 
   grpc::Status GetPluginInfo(grpc::ServerContext*, const csi::v1::GetPluginInfoRequest* request,
                              csi::v1::GetPluginInfoResponse* response) override;
@@ -31,6 +33,7 @@ class IdentityService final : public csi::v1::Identity::Service {
 
  private:
   const IdentityConfig config_;
+  CallTracker* tracker_;
 };
 
 // OK when `dir` is a directory this process can create files in; otherwise the reason.

@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "csi.grpc.pb.h"
 #include "driver/busy_handler.h"
+#include "driver/rpc.h"
 #include "driver/volume_locks.h"
 #include "driver/volume_record.h"
 #include "mounter/filesystem.h"
@@ -82,7 +83,8 @@ class NodeOps {
 // The gRPC face of NodeOps; each method goes through RunRpc.
 class NodeService final : public csi::v1::Node::Service {
  public:
-  explicit NodeService(NodeOps* ops) : ops_(ops) {}
+  explicit NodeService(NodeOps* ops, CallTracker* tracker = nullptr)
+      : ops_(ops), tracker_(tracker) {}
 
   grpc::Status NodeStageVolume(grpc::ServerContext*, const csi::v1::NodeStageVolumeRequest* req,
                                csi::v1::NodeStageVolumeResponse* resp) override;
@@ -108,6 +110,7 @@ class NodeService final : public csi::v1::Node::Service {
 
  private:
   NodeOps* ops_;
+  CallTracker* tracker_;
 };
 
 }  // namespace rbdcsi

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_format.h"
 #include "base/logging.h"
+#include "base/status.h"
 #include "csi.pb.h"
 
 namespace rbdcsi {
@@ -47,16 +48,41 @@ std::string RedactedSummary(const google::protobuf::Message& message) {
   return copy->ShortDebugString();
 }
 
-grpc::Status RunRpc(std::string_view method, const google::protobuf::Message& request,
+bool CallTracker::Enter() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (draining_) return false;
+  ++active_;
+  return true;
+}
+
+void CallTracker::Exit() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (--active_ == 0) idle_.notify_all();
+}
+
+bool CallTracker::Drain(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock<std::mutex> lock(mu_);
+  draining_ = true;
+  return idle_.wait_until(lock, deadline, [this] { return active_ == 0; });
+}
+
+grpc::Status RunRpc(CallTracker* tracker, std::string_view method,
+                    const google::protobuf::Message& request,
                     const std::function<absl::Status()>& handler) {
   static const auto logger = Logger("rpc");
   const uint64_t id = next_request_id.fetch_add(1);
   const auto start = std::chrono::steady_clock::now();
   absl::Status status;
-  try {
-    status = handler();
-  } catch (const std::exception& e) {
-    status = absl::InternalError(absl::StrFormat("%s failed unexpectedly: %s", method, e.what()));
+  if (tracker != nullptr && !tracker->Enter()) {
+    status = absl::UnavailableError("the plugin is shutting down; retry against the new instance");
+  } else {
+    try {
+      status = handler();
+    } catch (const std::exception& e) {
+      status =
+          absl::InternalError(absl::StrFormat("%s failed unexpectedly: %s", AsAbsl(method), e.what()));
+    }
+    if (tracker != nullptr) tracker->Exit();
   }
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();

@@ -2,7 +2,10 @@
 #ifndef RBDCSI_DRIVER_RPC_H_
 #define RBDCSI_DRIVER_RPC_H_
 
+#include <chrono>
+#include <condition_variable>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -20,9 +23,30 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 // at any depth. Safe to log.
 std::string RedactedSummary(const google::protobuf::Message& message);
 
+// Counts calls in flight so that a stop can wait for exactly those, and no longer: gRPC's own
+// Shutdown(deadline) also waits for idle client connections (kubelet keeps one open) until
+// the deadline. Thread-safe.
+class CallTracker {
+ public:
+  // False once Drain has begun: the call must be refused.
+  bool Enter();
+  void Exit();
+  // Refuses new calls from now on and waits until none is in flight or `deadline` passes.
+  // Returns true when idle.
+  bool Drain(std::chrono::steady_clock::time_point deadline);
+
+ private:
+  std::mutex mu_;
+  std::condition_variable idle_;
+  int active_ = 0;
+  bool draining_ = false;
+};
+
 // Runs `handler` and logs one line: request id, method, duration, resulting code and the
-// redacted request (and the error message on failure). Thread-safe.
-grpc::Status RunRpc(std::string_view method, const google::protobuf::Message& request,
+// redacted request (and the error message on failure). With a tracker, a call arriving while
+// the server stops gets UNAVAILABLE. Thread-safe.
+grpc::Status RunRpc(CallTracker* tracker, std::string_view method,
+                    const google::protobuf::Message& request,
                     const std::function<absl::Status()>& handler);
 
 }  // namespace rbdcsi

@@ -88,7 +88,9 @@ void Server::Shutdown() {
   if (!server_) return;
   Logger("server")->info("stopping: waiting up to {} ms for calls in flight",
                          options_.grace.count());
-  server_->Shutdown(std::chrono::system_clock::now() + options_.grace);
+  const bool idle = tracker_.Drain(std::chrono::steady_clock::now() + options_.grace);
+  if (!idle) Logger("server")->warn("calls still in flight after the grace period; cancelling them");
+  server_->Shutdown(std::chrono::system_clock::now());
   server_->Wait();
   server_.reset();
   struct stat st {};

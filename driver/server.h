@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "absl/status/status.h"
+#include "driver/rpc.h"
 
 namespace rbdcsi {
 
@@ -29,6 +30,9 @@ class Server {
   explicit Server(ServerOptions options) : options_(std::move(options)) {}
   ~Server();
 
+  // The services' calls report to this, so Shutdown waits for exactly the calls in flight.
+  CallTracker* tracker() { return &tracker_; }
+
   // Services must outlive the server.
   void AddService(grpc::Service* service) { services_.push_back(service); }
 
@@ -37,14 +41,15 @@ class Server {
   // could not bind.
   absl::Status Start();
 
-  // Stops accepting calls, lets in-flight calls finish for up to the grace period, then cancels
-  // the rest and removes the socket file. Blocks until done.
+  // Refuses new calls (UNAVAILABLE), lets calls in flight finish for up to the grace period,
+  // then stops gRPC (cancelling what is left) and removes the socket file. Blocks until done.
   void Shutdown();
 
  private:
   const ServerOptions options_;
   std::vector<grpc::Service*> services_;
   std::unique_ptr<grpc::Server> server_;
+  CallTracker tracker_;
   ino_t socket_inode_ = 0;  // so Shutdown removes only the socket this server created
 };
 

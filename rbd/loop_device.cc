@@ -94,8 +94,7 @@ absl::StatusOr<std::string> RealLoopDevices::Attach(const std::string& backing_f
   struct stat st;
   if (fstat(file.get(), &st) != 0) return ErrnoToStatus(errno, what);
   if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, ": not a regular file or block device"));
+    return absl::InvalidArgumentError(absl::StrCat(what, ": not a regular file or block device"));
   }
   const std::string control = absl::StrCat(options_.dev_dir, "/loop-control");
   UniqueFd ctl(open(control.c_str(), O_RDWR | O_CLOEXEC));
@@ -123,9 +122,9 @@ absl::StatusOr<std::string> RealLoopDevices::Attach(const std::string& backing_f
     // EBUSY: another process configured or claimed this device between GET_FREE and here.
     if (errno != EBUSY) return ErrnoToStatus(errno, absl::StrCat(what, ": configuring ", dev));
   }
-  return absl::UnavailableError(absl::StrCat(
-      what, ": every free loop device was taken by another process; ", kMaxAttachAttempts,
-      " attempts"));
+  return absl::UnavailableError(
+      absl::StrCat(what, ": every free loop device was taken by another process; ",
+                   kMaxAttachAttempts, " attempts"));
 }
 
 absl::Status RealLoopDevices::Detach(const std::string& dev,
@@ -145,8 +144,7 @@ absl::StatusOr<std::string> RealLoopDevices::SysfsDirOf(int fd, const std::strin
   if (!S_ISBLK(st.st_mode)) {
     return absl::InvalidArgumentError(absl::StrCat(dev, " is not a block device"));
   }
-  return absl::StrCat(options_.sysfs_dir, "/dev/block/", major(st.st_rdev), ":",
-                      minor(st.st_rdev));
+  return absl::StrCat(options_.sysfs_dir, "/dev/block/", major(st.st_rdev), ":", minor(st.st_rdev));
 }
 
 bool RealLoopDevices::IsAttachedTo(const loop_info64& info, const std::string& sysfs_dir,
@@ -177,8 +175,9 @@ absl::Status RealLoopDevices::DetachOnce(const std::string& dev,
     const int err = errno;
     if (err == ENOENT || err == ENXIO || err == ENODEV) return absl::OkStatus();
     if (err == EBUSY) {
-      return ErrnoToStatus(err, absl::StrCat(what, ": it is held by a mount, a stacked device or "
-                                                 "an exclusive opener and stays attached"));
+      return ErrnoToStatus(err, absl::StrCat(what,
+                                             ": it is held by a mount, a stacked device or "
+                                             "an exclusive opener and stays attached"));
     }
     return ErrnoToStatus(err, what);
   }
@@ -204,11 +203,13 @@ absl::Status RealLoopDevices::DetachOnce(const std::string& dev,
     info.lo_flags &= ~static_cast<__u32>(LO_FLAGS_AUTOCLEAR);
     if (ioctl(fd.get(), LOOP_SET_STATUS64, &info) != 0) {
       return Annotate(ErrnoToStatus(errno, "clearing the autoclear flag LOOP_CLR_FD set"),
-                      absl::StrCat(what, ": another process has it open and it will be detached "
-                                         "when that process closes it"));
+                      absl::StrCat(what,
+                                   ": another process has it open and it will be detached "
+                                   "when that process closes it"));
     }
-    return ErrnoToStatus(EBUSY, absl::StrCat(what, ": another process has it open; it stays "
-                                                   "attached"));
+    return ErrnoToStatus(EBUSY, absl::StrCat(what,
+                                             ": another process has it open; it stays "
+                                             "attached"));
   }
   if (errno != ENXIO) return ErrnoToStatus(errno, absl::StrCat(what, ": checking the result"));
   fd.reset();  // Since Linux 6.11 the detach itself happens on this last close.
@@ -221,8 +222,9 @@ absl::Status RealLoopDevices::DetachOnce(const std::string& dev,
       ParseBackingFile(*text, &deleted) != CanonicalPath(expected_backing_file)) {
     return absl::OkStatus();  // detached, and already re-used by another attacher
   }
-  return absl::InternalError(absl::StrCat(what, ": the kernel reported success but the device "
-                                                "is still attached to ",
+  return absl::InternalError(absl::StrCat(what,
+                                          ": the kernel reported success but the device "
+                                          "is still attached to ",
                                           ParseBackingFile(*text, &deleted)));
 }
 

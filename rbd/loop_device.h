@@ -14,8 +14,8 @@
 namespace rbdcsi {
 
 struct LoopInfo {
-  std::string device;        // "/dev/loop3"
-  std::string backing_file;  // as the kernel reports it, without the " (deleted)" suffix
+  std::string device;            // "/dev/loop3"
+  std::string backing_file;      // as the kernel reports it, without the " (deleted)" suffix
   bool backing_deleted = false;  // the backing file was unlinked while attached
   unsigned major = 0;
   unsigned minor = 0;
@@ -47,7 +47,9 @@ class LoopDevices {
   // NOT_FOUND when `dev` is not attached.
   virtual absl::Status SetCapacity(const std::string& dev) = 0;
 
-  // True when nothing holds `dev` (an exclusive open succeeds); NOT_FOUND if it does not exist.
+  // True when no mount, stacked device or other exclusive opener holds `dev` (an exclusive
+  // open succeeds). Plain open file descriptors do not show here; Detach() notices them.
+  // NOT_FOUND if `dev` does not exist.
   virtual absl::StatusOr<bool> IsFree(const std::string& dev) = 0;
 };
 

@@ -167,8 +167,8 @@ absl::Status LoopImageStore::Resize(const ImageSpec& spec, uint64_t new_size) {
   if (fstat(fd.get(), &st) != 0) return ErrnoToStatus(errno, what);
   const uint64_t current = static_cast<uint64_t>(st.st_size);
   if (size < current) {
-    return absl::InvalidArgumentError(absl::StrCat(what, ": cannot shrink from ", current,
-                                                   " to ", size, " bytes"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": cannot shrink from ", current, " to ", size, " bytes"));
   }
   if (size == current) return absl::OkStatus();
   if (ftruncate(fd.get(), static_cast<off_t>(size)) != 0) return ErrnoToStatus(errno, what);

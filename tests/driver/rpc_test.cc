@@ -1,5 +1,7 @@
 #include "driver/rpc.h"
 
+#include <thread>
+
 #include "csi.pb.h"
 #include "gtest/gtest.h"
 #include "tests/support/test_support.h"
@@ -29,14 +31,47 @@ TEST(RedactedSummaryTest, RemovesSecretsAtAnyDepth) {
 
 TEST(RunRpcTest, ConvertsCodesOneToOne) {
   csi::v1::ProbeRequest request;
-  EXPECT_TRUE(RunRpc("Probe", request, [] { return absl::OkStatus(); }).ok());
+  EXPECT_TRUE(RunRpc(nullptr, "Probe", request, [] { return absl::OkStatus(); }).ok());
   grpc::Status st =
-      RunRpc("Probe", request, [] { return absl::FailedPreconditionError("device held"); });
+      RunRpc(nullptr, "Probe", request, [] { return absl::FailedPreconditionError("device held"); });
   EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(st.error_message(), "device held");
-  st = RunRpc("Probe", request, []() -> absl::Status { throw std::runtime_error("boom"); });
+  st = RunRpc(nullptr, "Probe", request, []() -> absl::Status { throw std::runtime_error("boom"); });
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INTERNAL);
   EXPECT_THAT(st.error_message(), HasSubstr("boom"));
+}
+
+}  // namespace
+}  // namespace rbdcsi
+
+namespace rbdcsi {
+namespace {
+
+TEST(CallTrackerTest, DrainWaitsForCallsInFlightAndRefusesNewOnes) {
+  CallTracker tracker;
+  ASSERT_TRUE(tracker.Enter());
+  std::thread finisher([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    tracker.Exit();
+  });
+  EXPECT_TRUE(tracker.Drain(std::chrono::steady_clock::now() + std::chrono::seconds(30)));
+  finisher.join();
+  EXPECT_FALSE(tracker.Enter());
+  csi::v1::ProbeRequest request;
+  bool ran = false;
+  grpc::Status st = RunRpc(&tracker, "Probe", request, [&] {
+    ran = true;
+    return absl::OkStatus();
+  });
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_FALSE(ran);
+}
+
+TEST(CallTrackerTest, DrainGivesUpAtTheDeadline) {
+  CallTracker tracker;
+  ASSERT_TRUE(tracker.Enter());
+  EXPECT_FALSE(tracker.Drain(std::chrono::steady_clock::now() + std::chrono::milliseconds(20)));
+  tracker.Exit();
 }
 
 }  // namespace

@@ -1,0 +1,91 @@
+// The "krbd" mapper: `rbd device map/unmap/list` of the Ceph CLI (the kernel rbd driver).
+#ifndef RBDCSI_RBD_KRBD_MAPPER_H_
+#define RBDCSI_RBD_KRBD_MAPPER_H_
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "base/command.h"
+#include "rbd/mapper.h"
+
+namespace rbdcsi {
+
+struct DeviceNumber {
+  unsigned major = 0;
+  unsigned minor = 0;
+};
+
+// stat(2)s a device node. INVALID_ARGUMENT when it is not a block device, NOT_FOUND when absent.
+absl::StatusOr<DeviceNumber> StatBlockDevice(const std::string& path);
+
+// One entry of `rbd device list --format json`.
+struct RbdDeviceEntry {
+  std::string id;
+  std::string pool;
+  std::string nspace;  // "namespace"; empty for the default namespace
+  std::string name;
+  std::string snap;  // "-" for the image head
+  std::string device;
+};
+
+// Parses `rbd device list --format json` output: an array of objects (Nautilus and later) or
+// the older object keyed by id (`rbd showmapped --format json`). Empty output is an empty list.
+// INTERNAL for anything else.
+absl::StatusOr<std::vector<RbdDeviceEntry>> ParseRbdDeviceList(std::string_view json);
+
+// Turns a command's raw stderr/stdout into one readable line for an error message: trimmed,
+// lines joined with "; ", control and non-ASCII bytes replaced by '?', at most ~1000 chars.
+std::string DecodeCommandOutput(std::string_view bytes);
+
+struct KrbdMapperOptions {
+  // The rbd CLI; looked up in PATH unless it contains a '/'.
+  std::string rbd_program = "rbd";
+  // Where per-call key files live: each call creates a private 0700 directory below it holding
+  // a 0600 key file, and removes both when the call returns. Should be a tmpfs. Created (0700)
+  // if missing.
+  std::string key_dir = "/run/rbdcsi/keys";
+  std::chrono::milliseconds timeout{std::chrono::minutes(2)};
+  // Finds the major:minor of a device path; null means StatBlockDevice. Tests replace it.
+  std::function<absl::StatusOr<DeviceNumber>(const std::string& path)> stat_device;
+};
+
+// Maps RBD images with the kernel client by running the rbd CLI (argv only, never a shell). The
+// cephx key reaches rbd only through --keyfile. Thread-safe.
+class KrbdMapper : public Mapper {
+ public:
+  // `runner` must outlive the mapper.
+  explicit KrbdMapper(CommandRunner* runner, KrbdMapperOptions options = {});
+
+  std::string_view Name() const override { return "krbd"; }
+
+  // `rbd device map POOL/IMAGE --id USER -m MONITORS --keyfile FILE [--read-only]`.
+  // NOT_FOUND when rbd reports ENOENT (no such image or pool), UNAVAILABLE on a connection
+  // timeout, INVALID_ARGUMENT for a malformed spec, user, monitor list or a missing key,
+  // FAILED_PRECONDITION when the rbd program is not installed, DEADLINE_EXCEEDED when rbd did
+  // not finish in time (the image may still get mapped: consult List()), INTERNAL otherwise.
+  absl::StatusOr<MappedDevice> Map(const MapOptions& options) override;
+  // `rbd device unmap DEVICE`. When `device.image` is set, the device is first looked up in
+  // List() and left alone (OK) unless it still maps that image: device names are reused.
+  // rbd's "not mapped" answers are OK; EBUSY is IsBusy() with rbd's own words.
+  absl::Status Unmap(const MappedDevice& device) override;
+  // `rbd device list --format json`, image heads in the default namespace only (the only kind
+  // Map creates). major:minor are 0:0 for a device node that cannot be examined.
+  absl::StatusOr<std::vector<MappedDevice>> List() override;
+  // The kernel client follows image resizes by itself: OK.
+  absl::Status RefreshCapacity(const MappedDevice& device) override;
+
+ private:
+  absl::StatusOr<CommandResult> Run(const std::vector<std::string>& args);
+
+  CommandRunner* const runner_;
+  const KrbdMapperOptions options_;
+};
+
+}  // namespace rbdcsi
+
+#endif  // RBDCSI_RBD_KRBD_MAPPER_H_

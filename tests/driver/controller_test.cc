@@ -1,0 +1,148 @@
+#include "driver/controller.h"
+
+#include "gtest/gtest.h"
+#include "tests/driver/fakes.h"
+#include "tests/support/test_support.h"
+
+namespace rbdcsi {
+namespace {
+
+using ::testing::HasSubstr;
+
+class ControllerOpsTest : public ::testing::Test {
+ protected:
+  ControllerOpsTest()
+      : images_(dir_.path()),
+        mounter_(&log_, &script_),
+        mapper_("loop", &log_, &script_, &mounter_),
+        ops_({}, &images_, &mapper_, &locks_) {}
+
+  static csi::v1::CreateVolumeRequest Create(const std::string& name, int64_t required,
+                                             int64_t limit = 0) {
+    csi::v1::CreateVolumeRequest req;
+    req.set_name(name);
+    req.mutable_capacity_range()->set_required_bytes(required);
+    req.mutable_capacity_range()->set_limit_bytes(limit);
+    auto* cap = req.add_volume_capabilities();
+    cap->mutable_mount();
+    cap->mutable_access_mode()->set_mode(csi::v1::VolumeCapability::AccessMode::SINGLE_NODE_WRITER);
+    return req;
+  }
+
+  TempDir dir_{"controller"};
+  LoopImageStore images_;
+  ActionLog log_;
+  FailureScript script_;
+  FakeMounter mounter_;
+  FakeMapper mapper_;
+  VolumeLocks locks_;
+  ControllerOps ops_;
+};
+
+TEST_F(ControllerOpsTest, CreateIsIdempotentByNameAndHonoursTheRange) {
+  csi::v1::CreateVolumeResponse first, again;
+  ASSERT_THAT(ops_.CreateVolume(Create("pvc-a", 10 << 20), &first), IsOk());
+  EXPECT_EQ(first.volume().volume_id(), "rbd/pvc-a");
+  EXPECT_EQ(first.volume().capacity_bytes(), 10 << 20);
+  EXPECT_EQ(first.volume().volume_context().at("mapper"), "loop");
+  EXPECT_EQ(*images_.Size({"rbd", "pvc-a"}), 10u << 20);
+  ASSERT_THAT(ops_.CreateVolume(Create("pvc-a", 10 << 20), &again), IsOk());
+  EXPECT_EQ(again.volume().volume_id(), first.volume().volume_id());
+  csi::v1::CreateVolumeResponse bigger;
+  EXPECT_THAT(ops_.CreateVolume(Create("pvc-a", 20 << 20), &bigger),
+              StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("pvc-a")));
+  csi::v1::CreateVolumeResponse odd;
+  ASSERT_THAT(ops_.CreateVolume(Create("pvc-odd", 1000), &odd), IsOk());
+  EXPECT_EQ(odd.volume().capacity_bytes(), 1024);  // rounded up to whole sectors
+  EXPECT_THAT(ops_.CreateVolume(Create("pvc-b", 10 << 20, 1 << 20), &odd),
+              StatusIs(absl::StatusCode::kOutOfRange, HasSubstr("exceeds limit_bytes")));
+}
+
+TEST_F(ControllerOpsTest, NamesThatAreNotImageNamesGetStableSafeImages) {
+  const std::string weird = "../../etc/passwd with spaces";
+  EXPECT_EQ(ControllerOps::ImageNameFor(weird), ControllerOps::ImageNameFor(weird));
+  EXPECT_THAT(LoopImageStore::ValidateName(ControllerOps::ImageNameFor(weird)), IsOk());
+  EXPECT_NE(ControllerOps::ImageNameFor(weird), ControllerOps::ImageNameFor(weird + "x"));
+  csi::v1::CreateVolumeResponse resp;
+  ASSERT_THAT(ops_.CreateVolume(Create(weird, 1 << 20), &resp), IsOk());
+  EXPECT_THAT(resp.volume().volume_id(), HasSubstr("rbd/v-etcpasswd"));
+}
+
+TEST_F(ControllerOpsTest, DeleteIsIdempotentAndRefusesAMappedVolume) {
+  csi::v1::CreateVolumeResponse created;
+  ASSERT_THAT(ops_.CreateVolume(Create("pvc-a", 1 << 20), &created), IsOk());
+  mapper_.AddImage("rbd/pvc-a");
+  MapOptions map;
+  map.image = {"rbd", "pvc-a"};
+  ASSERT_THAT(mapper_.Map(map), IsOk());
+  csi::v1::DeleteVolumeRequest del;
+  del.set_volume_id("rbd/pvc-a");
+  EXPECT_THAT(ops_.DeleteVolume(del),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("in use")));
+  mapper_.mapped().clear();
+  EXPECT_THAT(ops_.DeleteVolume(del), IsOk());
+  EXPECT_THAT(ops_.DeleteVolume(del), IsOk());
+  EXPECT_TRUE(absl::IsNotFound(images_.Size({"rbd", "pvc-a"}).status()));
+  del.set_volume_id("not-ours");
+  EXPECT_THAT(ops_.DeleteVolume(del), IsOk());
+}
+
+TEST_F(ControllerOpsTest, ListVolumesPaginatesAndRejectsForeignTokens) {
+  for (const char* name : {"a", "b", "c"}) {
+    csi::v1::CreateVolumeResponse r;
+    ASSERT_THAT(ops_.CreateVolume(Create(name, 1 << 20), &r), IsOk());
+  }
+  csi::v1::ListVolumesRequest req;
+  req.set_max_entries(2);
+  csi::v1::ListVolumesResponse page1, page2;
+  ASSERT_THAT(ops_.ListVolumes(req, &page1), IsOk());
+  ASSERT_EQ(page1.entries_size(), 2);
+  EXPECT_EQ(page1.entries(0).volume().volume_id(), "rbd/a");
+  ASSERT_FALSE(page1.next_token().empty());
+  req.set_starting_token(page1.next_token());
+  ASSERT_THAT(ops_.ListVolumes(req, &page2), IsOk());
+  ASSERT_EQ(page2.entries_size(), 1);
+  EXPECT_EQ(page2.entries(0).volume().volume_id(), "rbd/c");
+  EXPECT_TRUE(page2.next_token().empty());
+  req.set_starting_token("bogus");
+  csi::v1::ListVolumesResponse bad;
+  EXPECT_THAT(ops_.ListVolumes(req, &bad), StatusIs(absl::StatusCode::kAborted, HasSubstr("bogus")));
+}
+
+TEST_F(ControllerOpsTest, ExpandGrowsTheImageAndAsksForNodeExpansion) {
+  csi::v1::CreateVolumeResponse created;
+  ASSERT_THAT(ops_.CreateVolume(Create("pvc-a", 1 << 20), &created), IsOk());
+  csi::v1::ControllerExpandVolumeRequest req;
+  req.set_volume_id("rbd/pvc-a");
+  req.mutable_capacity_range()->set_required_bytes(4 << 20);
+  csi::v1::ControllerExpandVolumeResponse resp;
+  ASSERT_THAT(ops_.ExpandVolume(req, &resp), IsOk());
+  EXPECT_EQ(resp.capacity_bytes(), 4 << 20);
+  EXPECT_TRUE(resp.node_expansion_required());
+  EXPECT_EQ(*images_.Size({"rbd", "pvc-a"}), 4u << 20);
+  req.set_volume_id("rbd/missing");
+  EXPECT_THAT(ops_.ExpandVolume(req, &resp), StatusIs(absl::StatusCode::kNotFound, ::testing::_));
+}
+
+TEST_F(ControllerOpsTest, ValidateConfirmsSupportedCapabilitiesOnly) {
+  csi::v1::CreateVolumeResponse created;
+  ASSERT_THAT(ops_.CreateVolume(Create("pvc-a", 1 << 20), &created), IsOk());
+  csi::v1::ValidateVolumeCapabilitiesRequest req;
+  req.set_volume_id("rbd/pvc-a");
+  *req.add_volume_capabilities() = Create("x", 1).volume_capabilities(0);
+  csi::v1::ValidateVolumeCapabilitiesResponse ok;
+  ASSERT_THAT(ops_.ValidateVolumeCapabilities(req, &ok), IsOk());
+  EXPECT_TRUE(ok.has_confirmed());
+  req.mutable_volume_capabilities(0)->mutable_access_mode()->set_mode(
+      csi::v1::VolumeCapability::AccessMode::MULTI_NODE_MULTI_WRITER);
+  csi::v1::ValidateVolumeCapabilitiesResponse refused;
+  ASSERT_THAT(ops_.ValidateVolumeCapabilities(req, &refused), IsOk());
+  EXPECT_FALSE(refused.has_confirmed());
+  EXPECT_THAT(refused.message(), HasSubstr("MULTI_NODE_MULTI_WRITER"));
+  req.set_volume_id("rbd/nope");
+  EXPECT_THAT(ops_.ValidateVolumeCapabilities(req, &refused),
+              StatusIs(absl::StatusCode::kNotFound, ::testing::_));
+}
+
+}  // namespace
+}  // namespace rbdcsi

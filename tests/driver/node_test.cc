@@ -1,0 +1,350 @@
+// The stage/unstage logic against stateful fakes: every step failing, and every retry after a
+// partial failure.
+#include <filesystem>
+
+#include "driver/node.h"
+#include "gtest/gtest.h"
+#include "tests/driver/fakes.h"
+#include "tests/support/test_support.h"
+
+namespace rbdcsi {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+
+class NodeOpsTest : public ::testing::Test {
+ protected:
+  NodeOpsTest()
+      : mounter_(&log_, &script_),
+        loop_("loop", &log_, &script_, &mounter_),
+        krbd_("krbd", &log_, &script_, &mounter_),
+        filesystems_(&log_, &script_),
+        records_(dir_ / "records"),
+        busy_(&log_) {
+    std::filesystem::create_directories(records_.dir());
+    loop_.AddImage("rbd/img1");
+    krbd_.AddImage("pool2/img2");
+    NodeDeps deps;
+    deps.mounter = &mounter_;
+    deps.filesystems = &filesystems_;
+    deps.mappers = {{"loop", &loop_}, {"krbd", &krbd_}};
+    deps.records = &records_;
+    deps.locks = &locks_;
+    deps.busy = &busy_;
+    ops_ = std::make_unique<NodeOps>(NodeConfig{"node-1"}, deps);
+  }
+
+  std::string staging() const { return dir_ / "staging"; }
+
+  csi::v1::NodeStageVolumeRequest StageRequest(const std::string& fs = "ext4") const {
+    csi::v1::NodeStageVolumeRequest req;
+    req.set_volume_id("rbd/img1");
+    req.set_staging_target_path(staging());
+    auto* cap = req.mutable_volume_capability();
+    cap->mutable_mount()->set_fs_type(fs);
+    cap->mutable_mount()->add_mount_flags("noatime");
+    cap->mutable_access_mode()->set_mode(csi::v1::VolumeCapability::AccessMode::SINGLE_NODE_WRITER);
+    (*req.mutable_volume_context())["mapper"] = "loop";
+    return req;
+  }
+
+  csi::v1::NodeUnstageVolumeRequest UnstageRequest() const {
+    csi::v1::NodeUnstageVolumeRequest req;
+    req.set_volume_id("rbd/img1");
+    req.set_staging_target_path(staging());
+    return req;
+  }
+
+  bool HasRecord() { return records_.Load("rbd/img1").value().has_value(); }
+  StageStep RecordStep() { return records_.Load("rbd/img1").value()->step; }
+
+  TempDir dir_{"node"};
+  ActionLog log_;
+  FailureScript script_;
+  FakeMounter mounter_;
+  FakeMapper loop_;
+  FakeMapper krbd_;
+  FakeFilesystems filesystems_;
+  RecordStore records_;
+  VolumeLocks locks_;
+  ScriptedBusyHandler busy_;
+  std::unique_ptr<NodeOps> ops_;
+};
+
+TEST_F(NodeOpsTest, StageMapsFormatsBlankDeviceAndMounts) {
+  ASSERT_THAT(ops_->Stage(StageRequest()), IsOk());
+  EXPECT_THAT(log_, ElementsAre("map rbd/img1", "format /dev/fake0 ext4",
+                                "mount /dev/fake0 " + staging() + " ext4 noatime"));
+  EXPECT_EQ(RecordStep(), StageStep::kStaged);
+  auto record = records_.Load("rbd/img1").value();
+  EXPECT_EQ(record->device.path, "/dev/fake0");
+  EXPECT_EQ(record->staging_path, staging());
+}
+
+TEST_F(NodeOpsTest, StageDoesNotFormatADeviceThatHasTheFilesystem) {
+  filesystems_.fs()["/dev/fake0"] = "ext4";
+  ASSERT_THAT(ops_->Stage(StageRequest()), IsOk());
+  EXPECT_THAT(log_, ElementsAre("map rbd/img1", "mount /dev/fake0 " + staging() + " ext4 noatime"));
+}
+
+TEST_F(NodeOpsTest, StageRefusesToFormatOverAnotherFilesystemAndRollsBack) {
+  filesystems_.fs()["/dev/fake0"] = "xfs";
+  EXPECT_THAT(ops_->Stage(StageRequest("ext4")),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("holds xfs")));
+  EXPECT_THAT(log_, ElementsAre("map rbd/img1", "unmap /dev/fake0"));
+  EXPECT_FALSE(HasRecord());
+  EXPECT_THAT(loop_.mapped(), IsEmpty());
+}
+
+TEST_F(NodeOpsTest, StageIsIdempotentAndRejectsIncompatibleRepeats) {
+  ASSERT_THAT(ops_->Stage(StageRequest()), IsOk());
+  log_.clear();
+  for (int i = 0; i < 3; ++i) EXPECT_THAT(ops_->Stage(StageRequest()), IsOk());
+  EXPECT_THAT(log_, IsEmpty());
+  EXPECT_THAT(ops_->Stage(StageRequest("xfs")),
+              StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("filesystem ext4")));
+  auto other_path = StageRequest();
+  other_path.set_staging_target_path(dir_ / "elsewhere");
+  EXPECT_THAT(ops_->Stage(other_path),
+              StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("staging path")));
+  EXPECT_THAT(log_, IsEmpty());
+}
+
+TEST_F(NodeOpsTest, EachStageStepFailingUndoesWhatItDid) {
+  struct Case {
+    const char* action;
+    std::vector<std::string> expected_log;
+  };
+  const std::string mount = "mount /dev/fake0 " + staging() + " ext4 noatime";
+  for (const Case& c : std::vector<Case>{
+           {"map", {"map rbd/img1"}},
+           {"probe", {"map rbd/img1", "unmap /dev/fake0"}},
+           {"format", {"map rbd/img1", "format /dev/fake0 ext4", "unmap /dev/fake0"}},
+           {"mount", {"map rbd/img1", "format /dev/fake0 ext4", mount, "unmap /dev/fake0"}},
+       }) {
+    SCOPED_TRACE(c.action);
+    log_.clear();
+    filesystems_.fs().clear();
+    script_.Fail(c.action, absl::InternalError(absl::StrCat(c.action, " broke")));
+    EXPECT_THAT(ops_->Stage(StageRequest()),
+                StatusIs(absl::StatusCode::kInternal, HasSubstr(absl::StrCat(c.action, " broke"))));
+    EXPECT_EQ(log_, c.expected_log);
+    EXPECT_FALSE(HasRecord());
+    EXPECT_THAT(loop_.mapped(), IsEmpty());
+    EXPECT_THAT(mounter_.table(), IsEmpty());
+  }
+}
+
+TEST_F(NodeOpsTest, StageOfAMissingImageIsNotFoundAndLeavesNothing) {
+  auto req = StageRequest();
+  req.set_volume_id("rbd/missing");
+  req.mutable_volume_context()->clear();
+  EXPECT_THAT(ops_->Stage(req), StatusIs(absl::StatusCode::kNotFound, HasSubstr("rbd/missing")));
+  EXPECT_FALSE(records_.Load("rbd/missing").value().has_value());
+}
+
+TEST_F(NodeOpsTest, BlankReadOnlyVolumeCannotBeStaged) {
+  auto req = StageRequest();
+  req.mutable_volume_capability()->mutable_access_mode()->set_mode(
+      csi::v1::VolumeCapability::AccessMode::SINGLE_NODE_READER_ONLY);
+  EXPECT_THAT(ops_->Stage(req), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                         HasSubstr("has no filesystem and read-only")));
+  EXPECT_EQ(log_.front(), "map rbd/img1 ro");
+  EXPECT_THAT(loop_.mapped(), IsEmpty());
+}
+
+TEST_F(NodeOpsTest, UnstageUnmountsUnmapsAndForgets) {
+  ASSERT_THAT(ops_->Stage(StageRequest()), IsOk());
+  log_.clear();
+  ASSERT_THAT(ops_->Unstage(UnstageRequest()), IsOk());
+  EXPECT_THAT(log_, ElementsAre("unmount " + staging(), "unmap /dev/fake0"));
+  EXPECT_FALSE(HasRecord());
+  EXPECT_THAT(mounter_.table(), IsEmpty());
+  log_.clear();
+  EXPECT_THAT(ops_->Unstage(UnstageRequest()), IsOk());  // again: nothing left to do
+  EXPECT_THAT(log_, IsEmpty());
+}
+
+// The seed incident: the first unstage unmounts but cannot unmap; the staging directory is
+// gone by the retry. The record still leads the retry to the unmap.
+TEST_F(NodeOpsTest, RetryAfterBusyUnmapReachesTheUnmapWithoutTheStagingPath) {
+  ASSERT_THAT(ops_->Stage(StageRequest()), IsOk());
+  log_.clear();
+  script_.Fail("unmap", BusyError("rbd: unmap failed: (16) Device or resource busy"));
+  EXPECT_THAT(ops_->Unstage(UnstageRequest()),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("(16) Device or resource busy")));
+  EXPECT_THAT(log_, ElementsAre("unmount " + staging(), "unmap /dev/fake0", "busy unmap attempt 0"));
+  EXPECT_EQ(RecordStep(), StageStep::kUnmounted);
+  EXPECT_EQ(loop_.mapped().size(), 1u);
+
+  std::filesystem::remove_all(staging());  // kubelet removed it meanwhile
+  log_.clear();
+  ASSERT_THAT(ops_->Unstage(UnstageRequest()), IsOk());
+  EXPECT_THAT(log_, ElementsAre("unmap /dev/fake0"));
+  EXPECT_FALSE(HasRecord());
+  EXPECT_THAT(loop_.mapped(), IsEmpty());
+}
+
+TEST_F(NodeOpsTest, RetryAfterFailedUnmountFinishesBoth) {
+  ASSERT_THAT(ops_->Stage(StageRequest()), IsOk());
+  script_.Fail("unmount", absl::InternalError("umount went wrong"));
+  EXPECT_THAT(ops_->Unstage(UnstageRequest()),
+              StatusIs(absl::StatusCode::kInternal, HasSubstr("umount went wrong")));
+  EXPECT_EQ(RecordStep(), StageStep::kStaged);
+  log_.clear();
+  ASSERT_THAT(ops_->Unstage(UnstageRequest()), IsOk());
+  EXPECT_THAT(log_, ElementsAre("unmount " + staging(), "unmap /dev/fake0"));
+  EXPECT_FALSE(HasRecord());
+}
+
+TEST_F(NodeOpsTest, BusyHandlerThatSaysRetryLeadsToAnotherUnmap) {
+  ASSERT_THAT(ops_->Stage(StageRequest()), IsOk());
+  log_.clear();
+  script_.Fail("unmap", BusyError("busy"), 2);
+  busy_.set_reaction([](const VolumeRecord&, BusyStage, int attempt) {
+    return attempt < 1 ? absl::OkStatus() : absl::FailedPreconditionError("gave up");
+  });
+  EXPECT_THAT(ops_->Unstage(UnstageRequest()),
+              StatusIs(absl::StatusCode::kFailedPrecondition, "gave up"));
+  EXPECT_THAT(log_, ElementsAre("unmount " + staging(), "unmap /dev/fake0",
+                                "busy unmap attempt 0", "unmap /dev/fake0",
+                                "busy unmap attempt 1"));
+  log_.clear();
+  script_.Fail("unmap", BusyError("busy"), 1);
+  ASSERT_THAT(ops_->Unstage(UnstageRequest()), IsOk());
+  EXPECT_THAT(log_, ElementsAre("unmap /dev/fake0", "busy unmap attempt 0", "unmap /dev/fake0"));
+}
+
+TEST_F(NodeOpsTest, BusyUnmountGoesToTheBusyHandlerAndNeverLazily) {
+  ASSERT_THAT(ops_->Stage(StageRequest()), IsOk());
+  log_.clear();
+  script_.Fail("unmount", ErrnoToStatus(EBUSY, "unmounting"));
+  EXPECT_THAT(ops_->Unstage(UnstageRequest()),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("held")));
+  EXPECT_THAT(log_, ElementsAre("unmount " + staging(), "busy unmount attempt 0"));
+  EXPECT_EQ(mounter_.table().size(), 1u);
+  EXPECT_EQ(loop_.mapped().size(), 1u);
+}
+
+TEST_F(NodeOpsTest, UnstageWithoutRecordFindsTheDeviceFromTheMountTable) {
+  ASSERT_THAT(ops_->Stage(StageRequest()), IsOk());
+  ASSERT_THAT(records_.Delete("rbd/img1"), IsOk());  // e.g. state dir lost
+  log_.clear();
+  ASSERT_THAT(ops_->Unstage(UnstageRequest()), IsOk());
+  EXPECT_THAT(log_, ElementsAre("unmount " + staging(), "unmap /dev/fake0"));
+  EXPECT_THAT(loop_.mapped(), IsEmpty());
+}
+
+TEST_F(NodeOpsTest, UnstageLeavesForeignMountsAlone) {
+  mounter_.AddDevice("/dev/sda1", 8, 1);
+  ASSERT_THAT(mounter_.Mount("/dev/sda1", staging(), "ext4", ""), IsOk());
+  log_.clear();
+  EXPECT_THAT(ops_->Unstage(UnstageRequest()),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("not touching it")));
+  EXPECT_THAT(log_, IsEmpty());
+}
+
+TEST_F(NodeOpsTest, StageAfterAnUnfinishedUnstageFinishesItFirst) {
+  ASSERT_THAT(ops_->Stage(StageRequest()), IsOk());
+  script_.Fail("unmap", BusyError("busy"));
+  EXPECT_FALSE(ops_->Unstage(UnstageRequest()).ok());
+  log_.clear();
+  ASSERT_THAT(ops_->Stage(StageRequest()), IsOk());
+  // The image keeps its filesystem, so no second mkfs.
+  EXPECT_THAT(log_, ElementsAre("unmap /dev/fake0", "map rbd/img1",
+                                "mount /dev/fake0 " + staging() + " ext4 noatime"));
+  EXPECT_EQ(RecordStep(), StageStep::kStaged);
+}
+
+TEST_F(NodeOpsTest, ConcurrentOperationOnTheSameVolumeIsAborted) {
+  ASSERT_THAT(locks_.TryLock("rbd/img1"), IsOk());
+  EXPECT_THAT(ops_->Stage(StageRequest()),
+              StatusIs(absl::StatusCode::kAborted, HasSubstr("already in progress")));
+  EXPECT_THAT(ops_->Unstage(UnstageRequest()), StatusIs(absl::StatusCode::kAborted, ::testing::_));
+  locks_.Unlock("rbd/img1");
+  EXPECT_THAT(ops_->Stage(StageRequest()), IsOk());
+  EXPECT_THAT(locks_.TryLock("rbd/img1"), IsOk());  // released after the call
+}
+
+TEST_F(NodeOpsTest, KrbdTakesMonitorsAndSecretsButNeverRecordsTheKey) {
+  auto req = StageRequest();
+  req.set_volume_id("vol-2");
+  auto& ctx = *req.mutable_volume_context();
+  ctx["mapper"] = "krbd";
+  ctx["pool"] = "pool2";
+  ctx["image"] = "img2";
+  ctx["monitors"] = "10.0.0.1:6789";
+  (*req.mutable_secrets())["userID"] = "kube";
+  (*req.mutable_secrets())["userKey"] = "AQBs3cr3tKey==";
+  ASSERT_THAT(ops_->Stage(req), IsOk());
+  EXPECT_EQ(krbd_.last_options().key, "AQBs3cr3tKey==");
+  EXPECT_EQ(krbd_.last_options().user, "kube");
+  EXPECT_THAT(ReadFileOrEmpty(records_.dir() + "/" + RecordStore::FileNameFor("vol-2")),
+              Not(HasSubstr("s3cr3t")));
+  (*req.mutable_secrets()).erase("userKey");
+  req.set_volume_id("vol-3");
+  EXPECT_THAT(ops_->Stage(req), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("userKey")));
+}
+
+TEST_F(NodeOpsTest, ValidationComesBeforeAnyEffect) {
+  auto no_id = StageRequest();
+  no_id.clear_volume_id();
+  EXPECT_THAT(ops_->Stage(no_id), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("volume_id")));
+  auto relative = StageRequest();
+  relative.set_staging_target_path("staging");
+  EXPECT_THAT(ops_->Stage(relative), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("absolute")));
+  auto dotdot = StageRequest();
+  dotdot.set_staging_target_path("/var/lib/../etc");
+  EXPECT_THAT(ops_->Stage(dotdot), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("..")));
+  auto bad_fs = StageRequest("btrfs");
+  EXPECT_THAT(ops_->Stage(bad_fs), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("btrfs")));
+  auto bad_mapper = StageRequest();
+  (*bad_mapper.mutable_volume_context())["mapper"] = "nbd9";
+  EXPECT_THAT(ops_->Stage(bad_mapper),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown mapper 'nbd9'")));
+  auto no_cap = StageRequest();
+  no_cap.clear_volume_capability();
+  EXPECT_THAT(ops_->Stage(no_cap),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("volume_capability")));
+  EXPECT_THAT(log_, IsEmpty());
+  EXPECT_FALSE(HasRecord());
+}
+
+TEST_F(NodeOpsTest, PublishBindsTheStagedFilesystemAndUnpublishRemovesTheTarget) {
+  ASSERT_THAT(ops_->Stage(StageRequest()), IsOk());
+  csi::v1::NodePublishVolumeRequest pub;
+  pub.set_volume_id("rbd/img1");
+  pub.set_staging_target_path(staging());
+  pub.set_target_path(dir_ / "pods/p1/mount");
+  *pub.mutable_volume_capability() = StageRequest().volume_capability();
+  pub.set_readonly(true);
+  log_.clear();
+  ASSERT_THAT(ops_->Publish(pub), IsOk());
+  ASSERT_THAT(ops_->Publish(pub), IsOk());  // idempotent
+  EXPECT_THAT(log_, ElementsAre("bind " + staging() + " " + pub.target_path() + " ro"));
+  EXPECT_TRUE(std::filesystem::is_directory(pub.target_path()));
+  pub.set_readonly(false);
+  EXPECT_THAT(ops_->Publish(pub), StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("read-only")));
+
+  csi::v1::NodeUnpublishVolumeRequest unpub;
+  unpub.set_volume_id("rbd/img1");
+  unpub.set_target_path(pub.target_path());
+  ASSERT_THAT(ops_->Unpublish(unpub), IsOk());
+  EXPECT_FALSE(std::filesystem::exists(pub.target_path()));
+  EXPECT_THAT(ops_->Unpublish(unpub), IsOk());
+}
+
+TEST_F(NodeOpsTest, PublishOfAVolumeNotStagedHereIsNotFound) {
+  csi::v1::NodePublishVolumeRequest pub;
+  pub.set_volume_id("rbd/img1");
+  pub.set_staging_target_path(staging());
+  pub.set_target_path(dir_ / "target");
+  *pub.mutable_volume_capability() = StageRequest().volume_capability();
+  EXPECT_THAT(ops_->Publish(pub), StatusIs(absl::StatusCode::kNotFound, HasSubstr("not staged")));
+}
+
+}  // namespace
+}  // namespace rbdcsi

@@ -1,0 +1,121 @@
+#include "driver/volume_record.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "gtest/gtest.h"
+#include "tests/support/test_support.h"
+
+namespace rbdcsi {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+VolumeRecord Sample() {
+  VolumeRecord r;
+  r.volume_id = "pvc-123";
+  r.mapper = "krbd";
+  r.image = {"rbd", "csi-vol-1"};
+  r.monitors = "10.0.0.1:6789";
+  r.user = "kube";
+  r.device = {"/dev/rbd3", 250, 0, r.image};
+  r.staging_path = "/var/lib/kubelet/plugins/kubernetes.io/csi/rbd/globalmount";
+  r.fs_type = "xfs";
+  r.mount_flags = {"noatime", "discard"};
+  r.read_only = true;
+  r.step = StageStep::kUnmounted;
+  return r;
+}
+
+TEST(VolumeRecordTest, EncodeDecodeRoundTrip) {
+  auto decoded = DecodeRecord(EncodeRecord(Sample()));
+  ASSERT_THAT(decoded, IsOk());
+  EXPECT_EQ(decoded->volume_id, "pvc-123");
+  EXPECT_EQ(decoded->mapper, "krbd");
+  EXPECT_EQ(decoded->image.ToString(), "rbd/csi-vol-1");
+  EXPECT_EQ(decoded->device.path, "/dev/rbd3");
+  EXPECT_EQ(decoded->device.major, 250u);
+  EXPECT_EQ(decoded->staging_path, Sample().staging_path);
+  EXPECT_EQ(decoded->fs_type, "xfs");
+  EXPECT_EQ(decoded->mount_flags, Sample().mount_flags);
+  EXPECT_TRUE(decoded->read_only);
+  EXPECT_EQ(decoded->step, StageStep::kUnmounted);
+}
+
+TEST(VolumeRecordTest, DecodeRejectsDamage) {
+  EXPECT_THAT(DecodeRecord("not json"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("JSON")));
+  EXPECT_THAT(DecodeRecord("{\"version\": 1}"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("incomplete")));
+  std::string text = EncodeRecord(Sample());
+  text.replace(text.find("\"unmounted\""), 11, "\"exploded\"");
+  EXPECT_THAT(DecodeRecord(text), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("exploded")));
+  EXPECT_THAT(DecodeRecord(EncodeRecord(Sample()).substr(0, 40)), Not(IsOk()));
+}
+
+TEST(RecordStoreTest, FileNamesStayInsideTheDirectory) {
+  for (const std::string& id : std::vector<std::string>{"../../etc/passwd", "/abs", ".", "..", "a/b", std::string("a\0b", 3),
+                               std::string(5000, 'x'), std::string(300, '/')}) {
+    const std::string name = RecordStore::FileNameFor(id);
+    EXPECT_EQ(name.find('/'), std::string::npos) << name;
+    EXPECT_NE(name[0], '.') << name;
+    EXPECT_LE(name.size(), 255u) << name;
+    EXPECT_EQ(name.find('\0'), std::string::npos);
+  }
+  EXPECT_EQ(RecordStore::FileNameFor("pvc-1"), "pvc-1.json");
+  EXPECT_NE(RecordStore::FileNameFor("a/b"), RecordStore::FileNameFor("a%2Fb"));
+  EXPECT_NE(RecordStore::FileNameFor(std::string(5000, 'x')),
+            RecordStore::FileNameFor(std::string(5000, 'x') + "y"));
+}
+
+TEST(RecordStoreTest, SaveLoadDeleteAndListWithHostileIds) {
+  TempDir dir("records");
+  RecordStore store(dir.path());
+  for (const std::string& id : std::vector<std::string>{"pvc-1", "../../escape", std::string(4000, 'z')}) {
+    VolumeRecord r = Sample();
+    r.volume_id = id;
+    ASSERT_THAT(store.Save(r), IsOk());
+    auto loaded = store.Load(id);
+    ASSERT_THAT(loaded, IsOk());
+    ASSERT_TRUE(loaded->has_value());
+    EXPECT_EQ((*loaded)->volume_id, id);
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/../escape.json"));
+  auto all = store.List();
+  ASSERT_THAT(all, IsOk());
+  EXPECT_EQ(all->size(), 3u);
+  ASSERT_THAT(store.Delete("pvc-1"), IsOk());
+  EXPECT_FALSE(store.Load("pvc-1").value().has_value());
+  EXPECT_THAT(store.Delete("pvc-1"), IsOk());
+  EXPECT_FALSE(store.Load("never").value().has_value());
+}
+
+TEST(RecordStoreTest, AnInterruptedWriteLeavesTheOldRecordIntact) {
+  TempDir dir("records");
+  RecordStore store(dir.path());
+  VolumeRecord r = Sample();
+  ASSERT_THAT(store.Save(r), IsOk());
+  // A crash between writing the temporary file and renaming it leaves a torn temp file.
+  std::ofstream(dir.path() + "/pvc-123.json.tmp") << "{\"version\": 1, \"volu";
+  auto loaded = store.Load("pvc-123");
+  ASSERT_THAT(loaded, IsOk());
+  EXPECT_EQ((*loaded)->step, StageStep::kUnmounted);
+  r.step = StageStep::kStaged;
+  ASSERT_THAT(store.Save(r), IsOk());
+  EXPECT_EQ(store.Load("pvc-123").value()->step, StageStep::kStaged);
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/pvc-123.json.tmp"));
+}
+
+TEST(RecordStoreTest, DamagedOrForeignRecordIsDataLossAndKept) {
+  TempDir dir("records");
+  RecordStore store(dir.path());
+  std::ofstream(dir.path() + "/pvc-9.json") << "garbage";
+  EXPECT_THAT(store.Load("pvc-9"), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("damaged")));
+  EXPECT_TRUE(std::filesystem::exists(dir.path() + "/pvc-9.json"));
+  VolumeRecord r = Sample();
+  std::ofstream(dir.path() + "/pvc-8.json") << EncodeRecord(r);  // says pvc-123 inside
+  EXPECT_THAT(store.Load("pvc-8"), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("belongs to")));
+}
+
+}  // namespace
+}  // namespace rbdcsi

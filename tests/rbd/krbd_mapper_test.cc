@@ -1,0 +1,351 @@
+#include "rbd/krbd_mapper.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/rbd/printers.h"
+#include "tests/rbd/scripted_command_runner.h"
+#include "tests/support/test_support.h"
+
+namespace rbdcsi {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+using ::testing::StartsWith;
+
+constexpr char kKey[] = "AQBVdW9mAAAAABAAbG9uZ3NlY3JldGtleWZvcnRlc3RzPT0=";
+constexpr char kMonitors[] = "10.0.0.1:6789,10.0.0.2:6789";
+
+std::string Testdata(const std::string& name) {
+  return ReadFileOrEmpty(std::string(RBDCSI_TESTDATA_DIR) + "/rbd/" + name);
+}
+
+// What a hook saw of the key file while rbd ran.
+struct KeyFileSeen {
+  std::string path;
+  bool exists = false;
+  mode_t file_mode = 0;
+  mode_t dir_mode = 0;
+  std::string content;
+};
+
+class KrbdMapperTest : public ::testing::Test {
+ protected:
+  KrbdMapperTest() {
+    KrbdMapperOptions options;
+    options.key_dir = dir_.path() + "/run/keys";  // missing: the mapper creates it
+    options.stat_device = [this](const std::string& path) -> absl::StatusOr<DeviceNumber> {
+      auto it = devices_.find(path);
+      if (it == devices_.end()) return absl::NotFoundError(path + " does not exist");
+      return it->second;
+    };
+    mapper_ = std::make_unique<KrbdMapper>(&runner_, options);
+  }
+
+  MapOptions Options(bool read_only = false) {
+    MapOptions options;
+    options.image = {"replicapool", "csi-vol-1"};
+    options.read_only = read_only;
+    options.monitors = kMonitors;
+    options.user = "csi-rbd-node";
+    options.key = kKey;
+    return options;
+  }
+
+  // A hook recording the key file named after --keyfile.
+  ScriptedCommandRunner::Hook RecordKeyFile() {
+    return [this](const std::vector<std::string>& argv) {
+      for (size_t i = 0; i + 1 < argv.size(); ++i) {
+        if (argv[i] != "--keyfile") continue;
+        seen_.path = argv[i + 1];
+        struct stat st;
+        seen_.exists = stat(seen_.path.c_str(), &st) == 0;
+        seen_.file_mode = st.st_mode & 07777;
+        const std::string dir = seen_.path.substr(0, seen_.path.rfind('/'));
+        if (stat(dir.c_str(), &st) == 0) seen_.dir_mode = st.st_mode & 07777;
+        seen_.content = ReadFileOrEmpty(seen_.path);
+      }
+    };
+  }
+
+  void ExpectKeyNowhereInArgv() {
+    for (const auto& argv : runner_.calls()) {
+      for (const std::string& arg : argv) EXPECT_THAT(arg, Not(HasSubstr(kKey)));
+    }
+  }
+
+  void ExpectKeyFileGone() {
+    ASSERT_FALSE(seen_.path.empty());
+    EXPECT_NE(access(seen_.path.c_str(), F_OK), 0) << seen_.path;
+    const std::string dir = seen_.path.substr(0, seen_.path.rfind('/'));
+    EXPECT_NE(access(dir.c_str(), F_OK), 0) << dir;
+  }
+
+  TempDir dir_{"krbd"};
+  ScriptedCommandRunner runner_;
+  std::map<std::string, DeviceNumber> devices_ = {{"/dev/rbd0", {252, 0}},
+                                                  {"/dev/rbd1", {252, 16}}};
+  KeyFileSeen seen_;
+  std::unique_ptr<KrbdMapper> mapper_;
+};
+
+TEST_F(KrbdMapperTest, MapRunsRbdWithKeyInAPrivateFile) {
+  runner_.Answer(0, "/dev/rbd0\n", "", RecordKeyFile());
+  absl::StatusOr<MappedDevice> device = mapper_->Map(Options());
+  ASSERT_THAT(device, IsOk());
+  EXPECT_EQ(*device, (MappedDevice{"/dev/rbd0", 252, 0, {"replicapool", "csi-vol-1"}}));
+
+  ASSERT_EQ(runner_.calls().size(), 1u);
+  EXPECT_THAT(runner_.calls()[0],
+              ElementsAre("rbd", "device", "map", "replicapool/csi-vol-1", "--id", "csi-rbd-node",
+                          "-m", kMonitors, "--keyfile", seen_.path));
+  EXPECT_THAT(seen_.path, StartsWith(dir_.path() + "/run/keys/"));
+  EXPECT_TRUE(seen_.exists);
+  EXPECT_EQ(seen_.file_mode, 0600u);
+  EXPECT_EQ(seen_.dir_mode, 0700u);
+  EXPECT_EQ(seen_.content, kKey);
+  ExpectKeyNowhereInArgv();
+  ExpectKeyFileGone();
+}
+
+TEST_F(KrbdMapperTest, MapReadOnlyAndCustomProgram) {
+  KrbdMapperOptions options;
+  options.rbd_program = "/opt/ceph/bin/rbd";
+  options.key_dir = dir_.path();
+  options.stat_device = [](const std::string&) { return DeviceNumber{252, 32}; };
+  KrbdMapper mapper(&runner_, options);
+  runner_.Answer(0, "/dev/rbd2\n", "");
+  absl::StatusOr<MappedDevice> device = mapper.Map(Options(/*read_only=*/true));
+  ASSERT_THAT(device, IsOk());
+  EXPECT_EQ(device->minor, 32u);
+  ASSERT_EQ(runner_.calls().size(), 1u);
+  EXPECT_EQ(runner_.calls()[0].front(), "/opt/ceph/bin/rbd");
+  EXPECT_EQ(runner_.calls()[0].back(), "--read-only");
+}
+
+TEST_F(KrbdMapperTest, MapOfMissingImageIsNotFoundAndRemovesTheKey) {
+  runner_.Answer(2, "In some cases useful info is found in syslog - try \"dmesg | tail\".\n",
+                 "rbd: sysfs write failed\nrbd: map failed: (2) No such file or directory\n",
+                 RecordKeyFile());
+  absl::StatusOr<MappedDevice> device = mapper_->Map(Options());
+  EXPECT_THAT(device, StatusIs(absl::StatusCode::kNotFound,
+                               AllOf(HasSubstr("replicapool/csi-vol-1"),
+                                     HasSubstr("rbd: sysfs write failed; rbd: map failed: (2) "
+                                               "No such file or directory"),
+                                     Not(HasSubstr("\n")), Not(HasSubstr(kKey)))));
+  ExpectKeyFileGone();
+}
+
+TEST_F(KrbdMapperTest, MapTimeoutIsUnavailable) {
+  runner_.Answer(110, "", "rbd: sysfs write failed\nrbd: map failed: (110) Connection timed out\n",
+                 RecordKeyFile());
+  EXPECT_THAT(mapper_->Map(Options()),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("(110) Connection timed out")));
+  ExpectKeyFileGone();
+}
+
+TEST_F(KrbdMapperTest, OtherMapFailuresAreInternalWithRbdsWords) {
+  runner_.Answer(13, "", "rbd: sysfs write failed\r\nrbd: map failed: (13) Permission denied\n");
+  EXPECT_THAT(mapper_->Map(Options()),
+              StatusIs(absl::StatusCode::kInternal,
+                       AllOf(HasSubstr("rbd: map failed: (13) Permission denied (exit status 13)"),
+                             Not(HasSubstr("\r")))));
+}
+
+TEST_F(KrbdMapperTest, RunnerFailuresStillRemoveTheKey) {
+  runner_.Answer(absl::DeadlineExceededError("rbd did not finish within 120000 ms"),
+                 RecordKeyFile());
+  EXPECT_THAT(mapper_->Map(Options()),
+              StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("may still")));
+  ExpectKeyFileGone();
+
+  runner_.Answer(absl::NotFoundError("program not found: rbd"));
+  EXPECT_THAT(mapper_->Map(Options()),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("ceph-common")));
+}
+
+TEST_F(KrbdMapperTest, MapUnmapsAgainWhenTheDeviceCannotBeExamined) {
+  runner_.Answer(0, "/dev/rbd7\n", "");
+  runner_.Answer(0, "", "");
+  EXPECT_THAT(mapper_->Map(Options()),
+              StatusIs(absl::StatusCode::kInternal,
+                       AllOf(HasSubstr("/dev/rbd7"), HasSubstr("unmapped it again"))));
+  ASSERT_EQ(runner_.calls().size(), 2u);
+  EXPECT_THAT(runner_.calls()[1], ElementsAre("rbd", "device", "unmap", "/dev/rbd7"));
+}
+
+TEST_F(KrbdMapperTest, MapWithoutDeviceOnStdoutIsInternal) {
+  runner_.Answer(0, "\n", "rbd: warning: something\n");
+  EXPECT_THAT(mapper_->Map(Options()),
+              StatusIs(absl::StatusCode::kInternal, HasSubstr("printed no device")));
+}
+
+TEST_F(KrbdMapperTest, MapValidatesArgumentsBeforeRunningAnything) {
+  struct Case {
+    std::function<void(MapOptions&)> change;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {[](MapOptions& o) { o.key.clear(); }, "no cephx key"},
+      {[](MapOptions& o) { o.key = "abc\ndef"; }, "line break"},
+      {[](MapOptions& o) { o.image.pool = "a/b"; }, "pool name"},
+      {[](MapOptions& o) { o.image.image = "img@snap"; }, "image name"},
+      {[](MapOptions& o) { o.image.pool = "--help"; }, "starts with '-'"},
+      {[](MapOptions& o) { o.user.clear(); }, "cephx user is empty"},
+      {[](MapOptions& o) { o.user = "a b"; }, "cephx user"},
+      {[](MapOptions& o) { o.monitors.clear(); }, "monitor list is empty"},
+  };
+  for (const Case& c : cases) {
+    MapOptions options = Options();
+    c.change(options);
+    EXPECT_THAT(mapper_->Map(options), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                AllOf(HasSubstr(c.message), Not(HasSubstr(kKey)))));
+  }
+  EXPECT_THAT(runner_.calls(), IsEmpty());
+}
+
+TEST_F(KrbdMapperTest, UnmapRunsRbdDeviceUnmap) {
+  runner_.Answer(0, "", "");
+  EXPECT_THAT(mapper_->Unmap(MappedDevice{"/dev/rbd0", 252, 0, {}}), IsOk());
+  ASSERT_EQ(runner_.calls().size(), 1u);
+  EXPECT_THAT(runner_.calls()[0], ElementsAre("rbd", "device", "unmap", "/dev/rbd0"));
+}
+
+TEST_F(KrbdMapperTest, UnmapOfBusyDeviceIsBusyWithRbdsWords) {
+  runner_.Answer(16, "",
+                 "rbd: sysfs write failed\nrbd: unmap failed: (16) Device or resource busy\n");
+  absl::Status status = mapper_->Unmap(MappedDevice{"/dev/rbd0", 252, 0, {}});
+  EXPECT_TRUE(IsBusy(status)) << status;
+  EXPECT_THAT(status,
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr("/dev/rbd0"),
+                             HasSubstr("rbd: unmap failed: (16) Device or resource busy"))));
+}
+
+TEST_F(KrbdMapperTest, UnmapOfWhatIsNotMappedIsOk) {
+  const std::vector<std::pair<int, std::string>> answers = {
+      {22, "rbd: '/dev/rbd0' is not a block device\nrbd: unmap failed: (22) Invalid argument\n"},
+      {22, "rbd: '/dev/rbd0' is not an rbd device\nrbd: unmap failed: (22) Invalid argument\n"},
+      {22,
+       "rbd: rbd/img: not a mapped image or snapshot\nrbd: unmap failed: (22) Invalid "
+       "argument\n"},
+      {2, "rbd: sysfs write failed\nrbd: unmap failed: (2) No such file or directory\n"},
+  };
+  for (const auto& [code, err] : answers) {
+    runner_.Answer(code, "", err);
+    EXPECT_THAT(mapper_->Unmap(MappedDevice{"/dev/rbd0", 252, 0, {}}), IsOk()) << err;
+  }
+}
+
+TEST_F(KrbdMapperTest, OtherUnmapFailuresAreInternal) {
+  runner_.Answer(22, "", "rbd: unmap requires either image name or device path\n");
+  EXPECT_THAT(mapper_->Unmap(MappedDevice{"/dev/rbd0", 252, 0, {}}),
+              StatusIs(absl::StatusCode::kInternal, HasSubstr("unmap requires")));
+}
+
+TEST_F(KrbdMapperTest, UnmapRejectsPathsRbdWouldReadAsImageSpecs) {
+  EXPECT_THAT(mapper_->Unmap(MappedDevice{"rbd0", 0, 0, {}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("/dev")));
+  EXPECT_THAT(runner_.calls(), IsEmpty());
+}
+
+TEST_F(KrbdMapperTest, UnmapWithImageChecksTheDeviceStillMapsIt) {
+  runner_.Answer(0, Testdata("device_list.json"), "");
+  // /dev/rbd1 now maps csi-vol-4e5f6a7b: the device name was reused, leave it alone.
+  EXPECT_THAT(mapper_->Unmap(MappedDevice{"/dev/rbd1", 252, 16, {"replicapool", "csi-vol-1"}}),
+              IsOk());
+  ASSERT_EQ(runner_.calls().size(), 1u);
+
+  runner_.Answer(0, Testdata("device_list.json"), "");
+  runner_.Answer(0, "", "");
+  EXPECT_THAT(
+      mapper_->Unmap(MappedDevice{"/dev/rbd1", 252, 16, {"replicapool", "csi-vol-4e5f6a7b"}}),
+      IsOk());
+  ASSERT_EQ(runner_.calls().size(), 3u);
+  EXPECT_THAT(runner_.calls()[1], ElementsAre("rbd", "device", "list", "--format", "json"));
+  EXPECT_THAT(runner_.calls()[2], ElementsAre("rbd", "device", "unmap", "/dev/rbd1"));
+}
+
+TEST_F(KrbdMapperTest, ListReportsImageHeadsOfTheDefaultNamespace) {
+  runner_.Answer(0, Testdata("device_list.json"), "");
+  absl::StatusOr<std::vector<MappedDevice>> list = mapper_->List();
+  ASSERT_THAT(list, IsOk());
+  // rbd2 is a snapshot and rbd3 lives in a namespace: never mapped by this plugin.
+  EXPECT_THAT(*list,
+              ElementsAre(MappedDevice{"/dev/rbd0", 252, 0, {"replicapool", "csi-vol-0a1b2c3d"}},
+                          MappedDevice{"/dev/rbd1", 252, 16, {"replicapool", "csi-vol-4e5f6a7b"}}));
+  ASSERT_EQ(runner_.calls().size(), 1u);
+  EXPECT_THAT(runner_.calls()[0], ElementsAre("rbd", "device", "list", "--format", "json"));
+}
+
+TEST_F(KrbdMapperTest, ListFailureIsAnError) {
+  runner_.Answer(1, "", "rbd: device list failed: (1) Operation not permitted\n");
+  EXPECT_THAT(mapper_->List(),
+              StatusIs(absl::StatusCode::kInternal, HasSubstr("Operation not permitted")));
+}
+
+TEST_F(KrbdMapperTest, RefreshCapacityIsANoOp) {
+  EXPECT_THAT(mapper_->RefreshCapacity(MappedDevice{"/dev/rbd0", 252, 0, {}}), IsOk());
+  EXPECT_THAT(runner_.calls(), IsEmpty());
+  EXPECT_EQ(mapper_->Name(), "krbd");
+}
+
+TEST(ParseRbdDeviceListTest, ParsesCapturedOutput) {
+  absl::StatusOr<std::vector<RbdDeviceEntry>> entries =
+      ParseRbdDeviceList(Testdata("device_list.json"));
+  ASSERT_THAT(entries, IsOk());
+  ASSERT_EQ(entries->size(), 4u);
+  const RbdDeviceEntry& e = (*entries)[3];
+  EXPECT_EQ(e.id, "3");
+  EXPECT_EQ(e.pool, "replicapool");
+  EXPECT_EQ(e.nspace, "tenant-a");
+  EXPECT_EQ(e.name, "csi-vol-8c9d0e1f");
+  EXPECT_EQ(e.snap, "-");
+  EXPECT_EQ(e.device, "/dev/rbd3");
+  EXPECT_EQ((*entries)[2].snap, "snap1");
+}
+
+TEST(ParseRbdDeviceListTest, ParsesEmptyAndLegacyForms) {
+  absl::StatusOr<std::vector<RbdDeviceEntry>> empty =
+      ParseRbdDeviceList(Testdata("device_list_empty.json"));
+  ASSERT_THAT(empty, IsOk());
+  EXPECT_THAT(*empty, IsEmpty());
+  ASSERT_THAT(ParseRbdDeviceList(""), IsOk());
+
+  absl::StatusOr<std::vector<RbdDeviceEntry>> legacy =
+      ParseRbdDeviceList(Testdata("device_list_luminous.json"));
+  ASSERT_THAT(legacy, IsOk());
+  ASSERT_EQ(legacy->size(), 2u);
+  EXPECT_EQ((*legacy)[1].id, "1");
+  EXPECT_EQ((*legacy)[1].name, "other");
+  EXPECT_EQ((*legacy)[1].device, "/dev/rbd1");
+}
+
+TEST(ParseRbdDeviceListTest, RejectsGarbage) {
+  for (const std::string& text : {std::string("rbd: error\n"), std::string("42"),
+                                  std::string("[{\"pool\":\"p\"}]"), std::string("[1]")}) {
+    EXPECT_THAT(ParseRbdDeviceList(text),
+                StatusIs(absl::StatusCode::kInternal, HasSubstr("rbd device list")))
+        << text;
+  }
+}
+
+TEST(DecodeCommandOutputTest, MakesOneReadableLine) {
+  EXPECT_EQ(DecodeCommandOutput("  rbd: a\n\n rbd: b \r\n"), "rbd: a; rbd: b");
+  EXPECT_EQ(DecodeCommandOutput(std::string("x\0y\x1b\xff", 5)), "x?y??");
+  EXPECT_EQ(DecodeCommandOutput(std::string(5000, 'a')).size(), 1003u);
+}
+
+}  // namespace
+}  // namespace rbdcsi

@@ -1,0 +1,57 @@
+// Starts the real rbdcsi binary on a temporary socket with its own state and data directories,
+// and gives typed CSI stubs to talk to it.
+#ifndef RBDCSI_TESTS_SUPPORT_PLUGIN_H_
+#define RBDCSI_TESTS_SUPPORT_PLUGIN_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "csi.grpc.pb.h"
+#include "tests/support/test_support.h"
+
+namespace rbdcsi {
+
+class Plugin {
+ public:
+  // `dir` holds the socket, state, data and the server's output.
+  Plugin(const std::string& binary, const std::string& dir,
+         const std::vector<std::string>& extra_flags = {});
+  ~Plugin();
+
+  // Waits until Probe answers; false (with the server's stderr in `why`) otherwise.
+  bool WaitReady(std::string* why);
+
+  std::string socket() const { return dir_ + "/csi.sock"; }
+  std::string state_dir() const { return dir_ + "/state"; }
+  std::string data_dir() const { return dir_ + "/data"; }
+  std::string Stderr() const { return child_->Stderr(); }
+
+  csi::v1::Identity::Stub& identity() { return *identity_; }
+  csi::v1::Node::Stub& node() { return *node_; }
+  csi::v1::Controller::Stub& controller() { return *controller_; }
+
+  // Stops the server with SIGTERM and returns its exit code (or -1 on timeout).
+  int Stop();
+
+ private:
+  std::string dir_;
+  std::unique_ptr<ChildProcess> child_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<csi::v1::Identity::Stub> identity_;
+  std::unique_ptr<csi::v1::Node::Stub> node_;
+  std::unique_ptr<csi::v1::Controller::Stub> controller_;
+};
+
+// Loop devices whose backing file lies under `dir` (from /sys/block/loop*/loop/backing_file).
+std::vector<std::string> LoopDevicesBackedUnder(const std::string& dir);
+// Mount points (in this namespace) under `dir`.
+std::vector<std::string> MountsUnder(const std::string& dir);
+// Detaches and unmounts whatever the test left under `dir`, so a failing test leaks nothing.
+void CleanUpUnder(const std::string& dir);
+
+}  // namespace rbdcsi
+
+#endif  // RBDCSI_TESTS_SUPPORT_PLUGIN_H_
