@@ -7,6 +7,7 @@
 #include "CLI/CLI.hpp"
 #include "base/version.h"
 #include "cmd/flags.h"
+#include "cmd/holders.h"
 #include "cmd/serve.h"
 
 int main(int argc, char** argv) {
@@ -19,6 +20,12 @@ int main(int argc, char** argv) {
   CLI::App* serve = app.add_subcommand("serve", "Serve the CSI gRPC services on a unix socket");
   rbdcsi::AddServeFlags(*serve, serve_flags);
 
+  rbdcsi::HoldersFlags holders_flags;
+  CLI::App* holders = app.add_subcommand(
+      "holders", "Show what holds a block device (DEVICE, MAJ:MIN or a mounted PATH); exit 0 when "
+                 "free, 1 when held, 2 on error");
+  rbdcsi::AddHoldersFlags(*holders, holders_flags);
+
   app.add_subcommand("version", "Print the version")->callback([] {
     std::cout << "rbdcsi " << rbdcsi::kVersion << "\n";
   });
@@ -29,5 +36,6 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   if (serve->parsed()) return rbdcsi::RunServe(serve_flags);
+  if (holders->parsed()) return rbdcsi::RunHolders(holders_flags);
   return 0;
 }

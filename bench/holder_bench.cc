@@ -1,0 +1,436 @@
+// holder_bench: builds a synthetic node (mounts, mount namespaces, processes, threads), plants
+// one holder of each kind on a loop device, and prints side by side how long rbdcsi's holder
+// scan, `grep -l` over every task's mountinfo, `lsof DEV` and `fuser -vm DEV` take and what each
+// finds; then the latency from a holder's release to the unmap completing, over many trials,
+// with the ReleaseWaiter. Must run as root; it is a program, not a test.
+//
+// Clean-up: a supervisor process forks the worker that does everything inside a private mount
+// namespace (so no mount reaches the host). All processes the worker forks die with it
+// (PR_SET_PDEATHSIG). Whatever ends the worker (success, failure, Ctrl-C, kill), the supervisor
+// then detaches the loop device and removes the device-mapper device it created (only those,
+// checked by name and backing file) and deletes the temp directory.
+#include <fcntl.h>
+#include <linux/loop.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "base/command.h"
+#include "base/fd.h"
+#include "base/status.h"
+#include "bench/synthetic_node.h"
+#include "mounter/holders.h"
+#include "mounter/mountinfo.h"
+#include "mounter/procfs.h"
+#include "mounter/release_waiter.h"
+
+namespace rbdcsi {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct BenchFlags {
+  NodeShape shape;
+  int trials = 100;
+  int scan_repeats = 5;
+  bool tools = true;
+  int pause_seconds = 0;
+};
+
+double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+std::string ReadSmallFile(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadWholeFile(path);
+  return text.ok() ? std::string(absl::StripAsciiWhitespace(*text)) : "";
+}
+
+bool WriteSmallFile(const std::string& path, const std::string& text) {
+  FILE* f = std::fopen(path.c_str(), "w");
+  if (f == nullptr) return false;
+  std::fputs(text.c_str(), f);
+  return std::fclose(f) == 0;
+}
+
+bool UnsharePrivateNamespace() {
+  return ::unshare(CLONE_NEWNS) == 0 &&
+         ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0;
+}
+
+bool DeviceFree(const std::string& device) {
+  UniqueFd fd(::open(device.c_str(), O_RDONLY | O_EXCL | O_CLOEXEC));
+  return fd.valid();
+}
+
+// True when loop `device` is backed by `image` (so it is ours to detach).
+bool OurLoop(const std::string& device, const std::string& image) {
+  const std::string name = device.substr(device.rfind('/') + 1);
+  return ReadSmallFile(absl::StrCat("/sys/block/", name, "/loop/backing_file")) == image;
+}
+
+// The unmap: an exclusive open (what rbd unmap needs) and LOOP_CLR_FD, done at our close.
+bool TryUnmap(const std::string& device) {
+  UniqueFd fd(::open(device.c_str(), O_RDONLY | O_EXCL | O_CLOEXEC));
+  if (!fd.valid()) return false;
+  return ::ioctl(fd.get(), LOOP_CLR_FD, 0) == 0;
+}
+
+// Whitespace-separated tokens of `text` include `pid`.
+bool MentionsPid(const std::string& text, pid_t pid) {
+  const std::string needle = absl::StrCat(pid);
+  for (absl::string_view token :
+       absl::StrSplit(text, absl::ByAnyChar(" \t\n"), absl::SkipEmpty())) {
+    if (token == needle) return true;
+  }
+  return false;
+}
+
+struct Planted {
+  pid_t mount = 0;  // node_exporter-like process in a private namespace with a copy of the mount.
+  pid_t fd = 0;     // Holds the device node open.
+  pid_t cwd = 0;    // Working directory on the filesystem after a lazy unmount.
+  std::string dm;   // Stacked device-mapper device name, "" when skipped.
+};
+
+struct Found {
+  std::string tool;
+  double ms = 0;
+  bool mount = false, fd = false, cwd = false, dm = false;
+  std::string note;
+};
+
+std::string YesNo(bool b) { return b ? "yes" : "no"; }
+
+Found RunTool(CommandRunner& runner, const std::string& tool, const std::vector<std::string>& argv,
+              const Planted& planted, bool grep) {
+  Found f;
+  f.tool = tool;
+  CommandOptions options;
+  options.timeout = std::chrono::minutes(5);
+  const auto start = Clock::now();
+  absl::StatusOr<CommandResult> r = runner.Run(argv, options);
+  f.ms = Ms(Clock::now() - start);
+  if (!r.ok()) {
+    f.note = std::string(r.status().message());
+    return f;
+  }
+  const std::string all = r->out + "\n" + r->err;
+  if (grep) {
+    // grep -l prints /proc/PID/task/TID/mountinfo paths.
+    f.mount = all.find(absl::StrCat("/proc/", planted.mount, "/task/")) != std::string::npos;
+  } else {
+    f.mount = MentionsPid(all, planted.mount);
+    f.fd = MentionsPid(all, planted.fd);
+    f.cwd = MentionsPid(all, planted.cwd);
+    f.dm = !planted.dm.empty() && all.find(planted.dm) != std::string::npos;
+  }
+  return f;
+}
+
+Found ScanWithRbdcsi(HolderScanner& scanner, unsigned major, unsigned minor, const Planted& planted,
+                     int repeats, HolderReport* last) {
+  std::vector<double> times;
+  (void)scanner.Scan(major, minor, {});  // Warm the dentry caches as the tools' runs are warm.
+  for (int i = 0; i < repeats; ++i) {
+    const auto start = Clock::now();
+    absl::StatusOr<HolderReport> report = scanner.Scan(major, minor, {});
+    times.push_back(Ms(Clock::now() - start));
+    if (report.ok()) *last = *std::move(report);
+  }
+  std::sort(times.begin(), times.end());
+  Found f;
+  f.tool = absl::StrFormat("rbdcsi scan (median of %d)", repeats);
+  f.ms = times[times.size() / 2];
+  for (const Holder& h : last->holders) {
+    f.mount |= h.kind == HolderKind::kMount && h.pid == planted.mount;
+    f.fd |= h.kind == HolderKind::kOpenDevice && h.pid == planted.fd;
+    f.cwd |= h.kind == HolderKind::kFileOnFilesystem && h.pid == planted.cwd;
+    f.dm |= h.kind == HolderKind::kStackedDevice && h.stacked.dm_name == planted.dm;
+  }
+  return f;
+}
+
+void PrintComparison(const std::vector<Found>& rows, bool dm) {
+  std::printf("\n%-46s %10s  %-13s %-8s %-10s %s\n", "tool", "time", "private-mount", "open-fd",
+              "lazy-cwd", dm ? "stacked-dm" : "stacked-dm (skipped)");
+  for (const Found& f : rows) {
+    std::printf("%-46s %8.1f ms  %-13s %-8s %-10s %s%s\n", f.tool.c_str(), f.ms,
+                YesNo(f.mount).c_str(), YesNo(f.fd).c_str(), YesNo(f.cwd).c_str(),
+                dm ? YesNo(f.dm).c_str() : "-", f.note.empty() ? "" : ("  " + f.note).c_str());
+  }
+}
+
+// Release-to-unmap: a private holder is killed; the ReleaseWaiter wakes on its pidfd; the unmap
+// is retried. Returns per-trial latencies in ms.
+absl::StatusOr<std::vector<double>> MeasureRelease(HolderScanner& scanner, CommandRunner& runner,
+                                                   const std::string& dir, const std::string& image,
+                                                   std::string& device, int trials, int* timeouts) {
+  const std::string staging = dir + "/kubelet/globalmount";
+  std::vector<double> latencies;
+  for (int t = 0; t < trials; ++t) {
+    if (::mount(device.c_str(), staging.c_str(), "ext4", 0, nullptr) != 0) {
+      return ErrnoToStatus(errno, "mount " + device);
+    }
+    ASSIGN_OR_RETURN(const pid_t holder, ForkHolder("node_exporter", UnsharePrivateNamespace));
+    if (::umount2(staging.c_str(), 0) != 0) return ErrnoToStatus(errno, "umount " + staging);
+    struct stat st;
+    if (::stat(device.c_str(), &st) != 0) return ErrnoToStatus(errno, device);
+    ASSIGN_OR_RETURN(const HolderReport report,
+                     scanner.Scan(::major(st.st_rdev), ::minor(st.st_rdev), {}));
+    if (!report.held()) return absl::InternalError("the planted holder was not found");
+    ReleaseWaiter waiter;
+    RETURN_IF_ERROR(waiter.Watch(report));
+
+    const auto start = Clock::now();
+    ::kill(holder, SIGKILL);
+    while (!TryUnmap(device)) {
+      if (errno != EBUSY) return ErrnoToStatus(errno, "unmap " + device);
+      ASSIGN_OR_RETURN(const bool changed, waiter.WaitForChange(std::chrono::seconds(5)));
+      if (!changed) ++*timeouts;
+    }
+    latencies.push_back(Ms(Clock::now() - start));
+    KillAndReap(holder);
+
+    // Re-attach for the next trial (not timed); another loop device if ours was taken meanwhile.
+    absl::StatusOr<CommandResult> again = runner.Run({"losetup", device, image});
+    if (!again.ok() || again->exit_code != 0) {
+      again = runner.Run({"losetup", "--find", "--show", image});
+      if (!again.ok() || again->exit_code != 0) return absl::InternalError("cannot re-attach");
+      device = std::string(absl::StripAsciiWhitespace(again->out));
+      WriteSmallFile(dir + "/loop-device", device);
+    }
+  }
+  return latencies;
+}
+
+absl::Status PlantHolders(CommandRunner& runner, const std::string& dir, const std::string& device,
+                          Planted& planted, std::string& dm_note) {
+  const std::string staging = dir + "/kubelet/globalmount";
+  const std::string lazy = dir + "/kubelet/lazy";
+  for (const std::string& target : {staging, lazy}) {
+    if (::mount(device.c_str(), target.c_str(), "ext4", 0, nullptr) != 0) {
+      return ErrnoToStatus(errno, "mount " + device + " on " + target);
+    }
+  }
+  // Started after staging, in a private namespace: the seed incident's node_exporter.
+  ASSIGN_OR_RETURN(planted.mount, ForkHolder("node_exporter", UnsharePrivateNamespace));
+  ASSIGN_OR_RETURN(planted.fd, ForkHolder("backup-agent", [device] {
+                     return ::open(device.c_str(), O_RDONLY) >= 0;
+                   }));
+  ASSIGN_OR_RETURN(planted.cwd, ForkHolder("shell", [lazy] { return ::chdir(lazy.c_str()) == 0; }));
+  if (::umount2(lazy.c_str(), MNT_DETACH) != 0) return ErrnoToStatus(errno, "umount -l " + lazy);
+
+  absl::StatusOr<CommandResult> version = runner.Run({"dmsetup", "version"});
+  if (::access("/dev/mapper/control", F_OK) == 0 && version.ok() && version->exit_code == 0) {
+    const std::string name = absl::StrCat("rbdcsi-bench-", ::getpid());
+    const std::string table = absl::StrCat("0 8192 linear ", device, " 0");
+    absl::StatusOr<CommandResult> created =
+        runner.Run({"dmsetup", "create", name, "--noudevsync", "--table", table});
+    if (created.ok() && created->exit_code == 0) {
+      planted.dm = name;
+      WriteSmallFile(dir + "/dm-name", name);
+    } else {
+      dm_note = "dmsetup create failed: " + (created.ok() ? created->err : "");
+    }
+  } else {
+    dm_note = "device-mapper is not available here (no /dev/mapper/control)";
+  }
+  // The incident: the host unmounted the staging path; the private copy keeps the device.
+  if (::umount2(staging.c_str(), 0) != 0) return ErrnoToStatus(errno, "umount " + staging);
+  return absl::OkStatus();
+}
+
+absl::Status RunWorker(const BenchFlags& flags, const std::string& dir) {
+  if (!UnsharePrivateNamespace()) return ErrnoToStatus(errno, "private mount namespace");
+  std::unique_ptr<CommandRunner> runner = NewRealCommandRunner();
+  const NodeShape& shape = flags.shape;
+
+  SyntheticNode node;
+  const auto build = Clock::now();
+  RETURN_IF_ERROR(node.AddMounts(dir + "/mounts", shape.mounts));
+  const std::string kubelet = dir + "/kubelet";
+  ::mkdir(kubelet.c_str(), 0755);
+  if (::mount("rbdcsi-bench", kubelet.c_str(), "tmpfs", 0, nullptr) != 0 ||
+      ::mount(nullptr, kubelet.c_str(), nullptr, MS_SHARED, nullptr) != 0) {
+    return ErrnoToStatus(errno, "kubelet directory");
+  }
+  ::mkdir((kubelet + "/globalmount").c_str(), 0755);
+  ::mkdir((kubelet + "/lazy").c_str(), 0755);
+  RETURN_IF_ERROR(node.StartProcesses(shape));
+  std::printf(
+      "synthetic node: %d bind mounts in every namespace, %d private mount namespaces, "
+      "%d processes x %d threads; built in %.1f s\n",
+      shape.mounts, shape.namespaces, shape.processes, shape.threads,
+      Ms(Clock::now() - build) / 1000);
+
+  const std::string image = dir + "/image";
+  {
+    UniqueFd fd(::open(image.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+    if (!fd.valid() || ::ftruncate(fd.get(), 256 << 20) != 0) return ErrnoToStatus(errno, image);
+  }
+  absl::StatusOr<CommandResult> attach = runner->Run({"losetup", "--find", "--show", image});
+  if (!attach.ok() || attach->exit_code != 0) return absl::InternalError("losetup failed");
+  std::string device(absl::StripAsciiWhitespace(attach->out));
+  WriteSmallFile(dir + "/loop-device", device);
+  absl::StatusOr<CommandResult> mkfs = runner->Run({"mkfs.ext4", "-q", "-F", device});
+  if (!mkfs.ok() || mkfs->exit_code != 0) return absl::InternalError("mkfs.ext4 failed");
+  struct stat st;
+  if (::stat(device.c_str(), &st) != 0) return ErrnoToStatus(errno, device);
+  const unsigned major = ::major(st.st_rdev), minor = ::minor(st.st_rdev);
+
+  Planted planted;
+  std::string dm_note;
+  RETURN_IF_ERROR(PlantHolders(*runner, dir, device, planted, dm_note));
+  std::printf(
+      "device %s (%u:%u); planted: private-namespace mount (pid %d, node_exporter), "
+      "open fd (pid %d), cwd after lazy unmount (pid %d), stacked dm: %s\n",
+      device.c_str(), major, minor, planted.mount, planted.fd, planted.cwd,
+      planted.dm.empty() ? ("skipped, " + dm_note).c_str() : planted.dm.c_str());
+
+  if (flags.pause_seconds > 0) {
+    std::printf("pausing %d s: worker pid %d, device %s\n", flags.pause_seconds, ::getpid(),
+                device.c_str());
+    std::fflush(stdout);
+    std::this_thread::sleep_for(std::chrono::seconds(flags.pause_seconds));
+  }
+  std::unique_ptr<ProcFs> procfs = NewRealProcFs();
+  HolderScanner scanner(*procfs);
+  HolderReport report;
+  std::vector<Found> rows = {
+      ScanWithRbdcsi(scanner, major, minor, planted, flags.scan_repeats, &report)};
+  const std::string dev_text = absl::StrCat(major, ":", minor);
+  if (flags.tools) {
+    rows.push_back(RunTool(
+        *runner, "grep -l ' " + dev_text + " ' /proc/*/task/*/mountinfo",
+        {"sh", "-c", "LC_ALL=C grep -l ' " + dev_text + " ' /proc/*/task/*/mountinfo 2>/dev/null"},
+        planted, /*grep=*/true));
+    rows.push_back(RunTool(*runner, "lsof " + device, {"lsof", device}, planted, false));
+    rows.push_back(
+        RunTool(*runner, "fuser -vm " + device, {"fuser", "-vm", device}, planted, false));
+  }
+  PrintComparison(rows, !planted.dm.empty());
+  std::printf("rbdcsi scan: %d processes, %d mount namespaces read, method %s, %zu holders\n",
+              report.processes_scanned, report.namespaces_scanned,
+              std::string(NamespaceMethodName(report.method)).c_str(), report.holders.size());
+  if (rows.size() == 4) {
+    std::printf("speed-up of the rbdcsi scan: %.0fx vs grep, %.1fx vs lsof, %.1fx vs fuser\n",
+                rows[1].ms / rows[0].ms, rows[2].ms / rows[0].ms, rows[3].ms / rows[0].ms);
+  }
+
+  // Release latency on a quiet device: drop the planted holders first.
+  KillAndReap(planted.mount);
+  KillAndReap(planted.fd);
+  KillAndReap(planted.cwd);
+  if (!planted.dm.empty()) (void)runner->Run({"dmsetup", "remove", "--noudevsync", planted.dm});
+  for (int i = 0; i < 500 && !DeviceFree(device); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // Set-up only, not measured.
+  }
+  int timeouts = 0;
+  ASSIGN_OR_RETURN(std::vector<double> latencies,
+                   MeasureRelease(scanner, *runner, dir, image, device, flags.trials, &timeouts));
+  std::sort(latencies.begin(), latencies.end());
+  auto pct = [&](double p) {
+    return latencies[std::min(latencies.size() - 1,
+                              static_cast<size_t>(p * static_cast<double>(latencies.size())))];
+  };
+  std::printf(
+      "\nrelease-to-unmap over %d trials (private holder SIGKILLed -> ReleaseWaiter wakes "
+      "on its pidfd -> O_EXCL open + LOOP_CLR_FD): p50 %.2f ms, p99 %.2f ms, max %.2f ms; "
+      "waits that timed out: %d\n",
+      flags.trials, pct(0.50), pct(0.99), latencies.back(), timeouts);
+  node.Stop();
+  return absl::OkStatus();
+}
+
+// Runs in the supervisor after the worker is gone, whatever happened to it.
+void CleanUp(const std::string& dir) {
+  std::unique_ptr<CommandRunner> runner = NewRealCommandRunner();
+  const std::string dm = ReadSmallFile(dir + "/dm-name");
+  if (!dm.empty()) (void)runner->Run({"dmsetup", "remove", "--noudevsync", "--retry", dm});
+  const std::string device = ReadSmallFile(dir + "/loop-device");
+  const std::string image = dir + "/image";
+  if (!device.empty() && OurLoop(device, image)) {
+    // The worker's processes and namespaces die asynchronously: wait (bounded) until free.
+    for (int i = 0; i < 200 && !DeviceFree(device); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    UniqueFd fd(::open(device.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid() || ::ioctl(fd.get(), LOOP_CLR_FD, 0) != 0) {
+      std::fprintf(stderr, "holder_bench: could not detach %s; run: losetup -d %s\n",
+                   device.c_str(), device.c_str());
+    }
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+
+pid_t worker_pid = 0;
+void ForwardSignal(int) {
+  if (worker_pid > 0) ::kill(worker_pid, SIGKILL);
+}
+
+}  // namespace
+}  // namespace rbdcsi
+
+int main(int argc, char** argv) {
+  rbdcsi::BenchFlags flags;
+  CLI::App app{"holder_bench: rbdcsi holder scan vs grep/lsof/fuser, and release-to-unmap latency"};
+  app.add_option("--mounts", flags.shape.mounts, "Bind mounts per namespace")
+      ->capture_default_str();
+  app.add_option("--namespaces", flags.shape.namespaces, "Mount namespaces")->capture_default_str();
+  app.add_option("--processes", flags.shape.processes, "Processes")->capture_default_str();
+  app.add_option("--threads", flags.shape.threads, "Threads per process")->capture_default_str();
+  app.add_option("--trials", flags.trials, "Release-to-unmap trials")->capture_default_str();
+  app.add_option("--scan-repeats", flags.scan_repeats, "Timed rbdcsi scans")->capture_default_str();
+  app.add_flag("!--no-tools", flags.tools, "Skip grep, lsof and fuser");
+  app.add_option("--pause", flags.pause_seconds,
+                 "Seconds to wait after planting the holders, to inspect the node by hand");
+  CLI11_PARSE(app, argc, argv);
+  if (::geteuid() != 0) {
+    std::fprintf(stderr, "holder_bench: must run as root (mounts, namespaces, loop devices)\n");
+    return 2;
+  }
+  flags.trials = std::max(flags.trials, 1);
+  flags.scan_repeats = std::max(flags.scan_repeats, 1);
+  char tmpl[] = "/tmp/rbdcsi-bench-XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr) {
+    std::perror("holder_bench: mkdtemp");
+    return 2;
+  }
+  const std::string dir = tmpl;
+  std::fflush(stdout);
+  rbdcsi::worker_pid = ::fork();
+  if (rbdcsi::worker_pid == 0) {
+    const absl::Status status = rbdcsi::RunWorker(flags, dir);
+    if (!status.ok()) std::fprintf(stderr, "holder_bench: %s\n", status.ToString().c_str());
+    std::fflush(stdout);
+    ::_exit(status.ok() ? 0 : 1);
+  }
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::signal(sig, rbdcsi::ForwardSignal);
+  int wstatus = 0;
+  while (::waitpid(rbdcsi::worker_pid, &wstatus, 0) < 0 && errno == EINTR) {
+  }
+  rbdcsi::CleanUp(dir);
+  if (WIFSIGNALED(wstatus)) {
+    std::fprintf(stderr, "holder_bench: interrupted (signal %d); cleaned up\n", WTERMSIG(wstatus));
+    return 1;
+  }
+  return WEXITSTATUS(wstatus);
+}
