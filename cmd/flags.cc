@@ -31,6 +31,15 @@ void AddServeFlags(CLI::App& app, ServeFlags& flags) {
   app.add_flag("--no-node", flags.no_node, "Do not serve the Node service");
   app.add_flag("--no-controller", flags.no_controller,
                "Do not serve the Controller service (the loop backend's provisioner)");
+  app.add_option("--unstage-wait", flags.unstage_wait_seconds,
+                 "Seconds NodeUnstageVolume waits for holders that release by themselves "
+                 "(propagated copies, exiting processes) before failing")
+      ->check(CLI::Range(0.0, 60.0))
+      ->capture_default_str();
+  app.add_option("--reclaim-stale-mounts", flags.reclaim_stale_mounts,
+                 "Commands (e.g. node_exporter) whose stale private copies of a staging mount "
+                 "may be unmounted inside their own mount namespace; off by default")
+      ->delimiter(',');
 }
 
 absl::Status ValidateServeFlags(ServeFlags& flags) {

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
@@ -21,6 +22,8 @@ struct ServeFlags {
   int grace_seconds = 10;
   bool no_node = false;        // serve without the Node service (controller-only deployment)
   bool no_controller = false;  // serve without the Controller service (node-only deployment)
+  double unstage_wait_seconds = 5;  // budget for holders that release by themselves
+  std::vector<std::string> reclaim_stale_mounts;  // commands whose stale copies may be unmounted
 
   // Filled in by ValidateServeFlags.
   std::string socket_path;

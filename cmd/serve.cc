@@ -7,17 +7,21 @@
 #include <filesystem>
 #include <iostream>
 
+#include "absl/strings/str_join.h"
 #include "base/command.h"
 #include "base/logging.h"
 #include "base/version.h"
 #include "driver/busy_handler.h"
 #include "driver/controller.h"
+#include "driver/holder_busy_handler.h"
 #include "driver/identity.h"
 #include "driver/node.h"
 #include "driver/server.h"
 #include "driver/volume_locks.h"
 #include "driver/volume_record.h"
 #include "mounter/filesystem.h"
+#include "mounter/holders.h"
+#include "mounter/procfs.h"
 #include "mounter/mounter.h"
 #include "rbd/loop_device.h"
 #include "rbd/loop_images.h"
@@ -43,7 +47,13 @@ struct Runtime {
         loop(LoopImageStore(flags.data_dir), NewRealLoopDevices()),
         images(flags.data_dir),
         records(flags.state_dir + "/volumes"),
-        busy(NewPlainBusyHandler()) {}
+        procfs(NewRealProcFs()),
+        scanner(*procfs),
+        busy(HolderBusyConfig{std::chrono::milliseconds(
+                                  static_cast<int64_t>(flags.unstage_wait_seconds * 1000)),
+                              {flags.reclaim_stale_mounts.begin(),
+                               flags.reclaim_stale_mounts.end()}},
+             &scanner, runner.get()) {}
 
   std::unique_ptr<CommandRunner> runner;
   std::unique_ptr<Mounter> mounter;
@@ -53,7 +63,9 @@ struct Runtime {
   RecordStore records;
   VolumeLocks locks;             // node operations, by volume id
   VolumeLocks controller_locks;  // controller operations, by image
-  std::unique_ptr<BusyHandler> busy;
+  std::unique_ptr<ProcFs> procfs;
+  HolderScanner scanner;
+  HolderBusyHandler busy;
 };
 
 }  // namespace
@@ -93,7 +105,7 @@ int RunServe(ServeFlags flags) {
   deps.mappers["loop"] = &rt.loop;
   deps.records = &rt.records;
   deps.locks = &rt.locks;
-  deps.busy = rt.busy.get();
+  deps.busy = &rt.busy;
   NodeOps node_ops({flags.node_id}, deps);
   NodeService node(&node_ops, server.tracker());
   ControllerOps controller_ops({}, &rt.images, &rt.loop, &rt.controller_locks);
@@ -106,8 +118,12 @@ int RunServe(ServeFlags flags) {
     log->error("cannot serve: {}", st.message());
     return 1;
   }
-  log->info("rbdcsi {} serving driver {} for node {} ({}{})", kVersion, flags.driver_name,
-            flags.node_id, flags.no_node ? "" : "node ", flags.no_controller ? "" : "controller");
+  log->info("rbdcsi {} serving driver {} for node {} ({}{}), unstage wait {} s{}", kVersion,
+            flags.driver_name, flags.node_id, flags.no_node ? "" : "node ",
+            flags.no_controller ? "" : "controller", flags.unstage_wait_seconds,
+            flags.reclaim_stale_mounts.empty()
+                ? ""
+                : ", reclaiming stale mounts of " + absl::StrJoin(flags.reclaim_stale_mounts, ","));
 
   int sig = 0;
   sigwait(&stop_signals, &sig);

@@ -2,6 +2,7 @@
 #ifndef RBDCSI_DRIVER_BUSY_HANDLER_H_
 #define RBDCSI_DRIVER_BUSY_HANDLER_H_
 
+#include <chrono>
 #include <memory>
 
 #include "absl/status/status.h"
@@ -19,9 +20,11 @@ class BusyHandler {
   // Returns OK when the caller should try again now (something was released), or the status
   // to return to the CO: FAILED_PRECONDITION naming what holds the device and how to fix it.
   // It may wait, within its own bounded budget, for holders that release by themselves.
-  // `attempt` counts calls for this operation, from 0.
+  // `attempt` counts calls for this operation, from 0; `since` is when this operation first
+  // found the device busy, so that waits of one operation share one budget.
   virtual absl::Status OnBusy(const VolumeRecord& record, BusyStage stage,
-                              const absl::Status& busy, int attempt) = 0;
+                              const absl::Status& busy, int attempt,
+                              std::chrono::steady_clock::time_point since) = 0;
 };
 
 // Reports the busy error as it is, with the volume and a hint; never retries.

@@ -26,7 +26,7 @@ const auto& Log() {
 class PlainBusyHandler : public BusyHandler {
  public:
   absl::Status OnBusy(const VolumeRecord& record, BusyStage stage, const absl::Status& busy,
-                      int) override {
+                      int, std::chrono::steady_clock::time_point) override {
     return absl::FailedPreconditionError(absl::StrCat(
         "volume ", record.volume_id, ": ", record.device.path, " (", record.device.major, ":",
         record.device.minor, ") is still in use and was not ",

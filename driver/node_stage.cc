@@ -182,6 +182,15 @@ absl::Status NodeOps::StageNew(VolumeRecord& record, const MapOptions& map_optio
   record.step = StageStep::kMapped;
   absl::Status st = deps_.records->Save(record);
   if (st.ok() && !record.block) st = MountStaged(record);
+  if (st.ok() && !record.block) {
+    // Remember how the staging mount propagates, for classifying holders at unstage.
+    ASSIGN_OR_RETURN(std::vector<MountInfo> table, deps_.mounter->List());
+    for (const MountInfo& m : MountsAt(table, record.staging_path)) {
+      if (!SameDevice(m, record.device)) continue;
+      record.staging_peer_group = m.shared_peer_group().value_or(0);
+      record.staging_mount_id = m.mount_id;
+    }
+  }
   if (st.ok()) {
     record.step = StageStep::kStaged;
     st = deps_.records->Save(record);
@@ -226,6 +235,7 @@ absl::Status NodeOps::MountStaged(const VolumeRecord& record) {
 }
 
 absl::Status NodeOps::UnmountAll(const std::string& path, VolumeRecord& record) {
+  std::chrono::steady_clock::time_point since;
   for (int attempt = 0;; ++attempt) {
     ASSIGN_OR_RETURN(std::vector<MountInfo> table, deps_.mounter->List());
     std::vector<MountInfo> at = MountsAt(table, path);
@@ -240,12 +250,14 @@ absl::Status NodeOps::UnmountAll(const std::string& path, VolumeRecord& record) 
     absl::Status st = deps_.mounter->Unmount(path);
     if (st.ok() || absl::IsNotFound(st)) continue;
     if (!IsBusy(st)) return st;
-    RETURN_IF_ERROR(deps_.busy->OnBusy(record, BusyStage::kUnmount, st, attempt));
+    if (attempt == 0) since = std::chrono::steady_clock::now();
+    RETURN_IF_ERROR(deps_.busy->OnBusy(record, BusyStage::kUnmount, st, attempt, since));
   }
 }
 
 absl::Status NodeOps::UnmapDevice(VolumeRecord& record) {
   ASSIGN_OR_RETURN(Mapper * mapper, MapperFor(record.mapper));
+  std::chrono::steady_clock::time_point since;
   for (int attempt = 0;; ++attempt) {
     ASSIGN_OR_RETURN(std::optional<MappedDevice> mapped, FindMapping(*mapper, record));
     if (!mapped) return absl::OkStatus();  // already unmapped (by us earlier, or by hand)
@@ -256,7 +268,8 @@ absl::Status NodeOps::UnmapDevice(VolumeRecord& record) {
     }
     if (!IsBusy(st)) return Annotate(st, absl::StrCat("volume ", record.volume_id));
     record.device = *mapped;
-    RETURN_IF_ERROR(deps_.busy->OnBusy(record, BusyStage::kUnmap, st, attempt));
+    if (attempt == 0) since = std::chrono::steady_clock::now();
+    RETURN_IF_ERROR(deps_.busy->OnBusy(record, BusyStage::kUnmap, st, attempt, since));
   }
 }
 

@@ -82,6 +82,8 @@ std::string EncodeRecord(const VolumeRecord& r) {
       {"fs_type", r.fs_type},
       {"mount_flags", r.mount_flags},
       {"read_only", r.read_only},
+      {"staging_peer_group", r.staging_peer_group},
+      {"staging_mount_id", r.staging_mount_id},
       {"step", std::string(StageStepName(r.step))},
   };
   return j.dump(2) + "\n";
@@ -119,6 +121,8 @@ absl::StatusOr<VolumeRecord> DecodeRecord(std::string_view json) {
     r.fs_type = j.value("fs_type", "");
     r.mount_flags = j.value("mount_flags", std::vector<std::string>{});
     r.read_only = j.value("read_only", false);
+    r.staging_peer_group = j.value("staging_peer_group", 0);
+    r.staging_mount_id = j.value("staging_mount_id", 0);
     const std::string step = j.at("step").get<std::string>();
     std::optional<StageStep> parsed = ParseStep(step);
     if (!parsed) {

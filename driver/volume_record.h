@@ -36,6 +36,11 @@ struct VolumeRecord {
   std::string fs_type;
   std::vector<std::string> mount_flags;
   bool read_only = false;
+  // Peer group ("shared:N") of the staging mount, 0 when it is not shared. Copies of the mount
+  // that are slaves of this group ("master:N") go away with the host unmount.
+  int staging_peer_group = 0;
+  // Mount id of the staging mount in the plugin's namespace, 0 when unknown.
+  int staging_mount_id = 0;
   StageStep step = StageStep::kMapping;
 
   bool has_device() const { return !device.path.empty(); }

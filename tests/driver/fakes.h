@@ -215,7 +215,7 @@ class ScriptedBusyHandler : public BusyHandler {
   void set_reaction(Reaction r) { reaction_ = std::move(r); }
 
   absl::Status OnBusy(const VolumeRecord& record, BusyStage stage, const absl::Status& busy,
-                      int attempt) override {
+                      int attempt, std::chrono::steady_clock::time_point) override {
     log_->push_back(absl::StrCat("busy ", stage == BusyStage::kUnmount ? "unmount" : "unmap",
                                  " attempt ", attempt));
     if (reaction_) return reaction_(record, stage, attempt);

@@ -11,7 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/rbd/printers.h"
-#include "tests/rbd/scripted_command_runner.h"
+#include "tests/support/scripted_command_runner.h"
 #include "tests/support/test_support.h"
 
 namespace rbdcsi {

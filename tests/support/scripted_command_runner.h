@@ -1,6 +1,6 @@
 // A CommandRunner that answers from a script and records every command line.
-#ifndef RBDCSI_TESTS_RBD_SCRIPTED_COMMAND_RUNNER_H_
-#define RBDCSI_TESTS_RBD_SCRIPTED_COMMAND_RUNNER_H_
+#ifndef RBDCSI_TESTS_SUPPORT_SCRIPTED_COMMAND_RUNNER_H_
+#define RBDCSI_TESTS_SUPPORT_SCRIPTED_COMMAND_RUNNER_H_
 
 #include <deque>
 #include <functional>
@@ -51,4 +51,4 @@ class ScriptedCommandRunner : public CommandRunner {
 
 }  // namespace rbdcsi
 
-#endif  // RBDCSI_TESTS_RBD_SCRIPTED_COMMAND_RUNNER_H_
+#endif  // RBDCSI_TESTS_SUPPORT_SCRIPTED_COMMAND_RUNNER_H_

@@ -1,0 +1,55 @@
+// DESIGN.md step 5: when the device is busy, find who holds it; wait only for holders that let
+// go by themselves, woken by the kernel's events; otherwise fail at once, naming every holder
+// and the fix.
+#ifndef RBDCSI_DRIVER_HOLDER_BUSY_HANDLER_H_
+#define RBDCSI_DRIVER_HOLDER_BUSY_HANDLER_H_
+
+#include <chrono>
+#include <memory>
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "base/command.h"
+#include "driver/busy_handler.h"
+#include "mounter/holders.h"
+
+namespace rbdcsi {
+
+struct HolderBusyConfig {
+  // How long one unstage may wait for holders that release by themselves (--unstage-wait).
+  std::chrono::milliseconds wait_budget{std::chrono::seconds(5)};
+  // Commands whose stale private copies of the mount may be unmounted inside their own mount
+  // namespace (--reclaim-stale-mounts). Empty: never.
+  std::set<std::string> reclaim_commands;
+};
+
+// Thread-safe: scans are serialized (the scanner is thread-compatible).
+class HolderBusyHandler : public BusyHandler {
+ public:
+  // `runner` runs nsenter for reclaims; both must outlive the handler.
+  HolderBusyHandler(HolderBusyConfig config, HolderScanner* scanner, CommandRunner* runner)
+      : config_(std::move(config)), scanner_(scanner), runner_(runner) {}
+
+  absl::Status OnBusy(const VolumeRecord& record, BusyStage stage, const absl::Status& busy,
+                      int attempt, std::chrono::steady_clock::time_point since) override;
+
+  // Number of stale mounts unmounted inside holders' namespaces so far.
+  int reclaims() const { return reclaims_; }
+
+ private:
+  absl::StatusOr<HolderReport> Scan(const VolumeRecord& record);
+  // OK when at least one stale mount was reclaimed (the caller retries).
+  absl::Status Reclaim(const VolumeRecord& record, const HolderReport& report);
+
+  const HolderBusyConfig config_;
+  HolderScanner* scanner_;
+  CommandRunner* runner_;
+  std::mutex scan_mu_;
+  std::atomic<int> reclaims_{0};
+};
+
+}  // namespace rbdcsi
+
+#endif  // RBDCSI_DRIVER_HOLDER_BUSY_HANDLER_H_

@@ -1,0 +1,203 @@
+// The seed incident reproduced for real: a volume staged under an rshared directory (as
+// kubelet's is), and processes in other mount namespaces holding copies of its mount.
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "tests/support/plugin.h"
+#include "tests/support/test_support.h"
+
+namespace rbdcsi {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+
+ino_t MountNamespaceOf(pid_t pid) {
+  struct stat st {};
+  if (stat(absl::StrCat("/proc/", pid, "/ns/mnt").c_str(), &st) != 0) return 0;
+  return st.st_ino;
+}
+
+class UnstageHoldersTest : public ::testing::Test {
+ protected:
+  void SetUp() override { StartPlugin({}); }
+
+  void StartPlugin(const std::vector<std::string>& flags) {
+    // kubelet's directory is an rshared mount; make ours one too.
+    ASSERT_EQ(mount(dir_.path().c_str(), dir_.path().c_str(), nullptr, MS_BIND, nullptr), 0);
+    bound_ = true;
+    ASSERT_EQ(mount(nullptr, dir_.path().c_str(), nullptr, MS_SHARED | MS_REC, nullptr), 0);
+    std::filesystem::create_directories(staging());
+    std::vector<std::string> all = {"--unstage-wait", "10"};
+    all.insert(all.end(), flags.begin(), flags.end());
+    plugin_ = std::make_unique<Plugin>(RBDCSI_BINARY, dir_.path(), all);
+    std::string why;
+    ASSERT_TRUE(plugin_->WaitReady(&why)) << why;
+  }
+
+  void TearDown() override {
+    holder_.reset();  // kills the holder if a test failed before it did
+    if (plugin_) {
+      EXPECT_EQ(plugin_->Stop(), 0) << plugin_->Stderr();
+    }
+    EXPECT_THAT(LoopDevicesBackedUnder(dir_.path()), IsEmpty());
+    EXPECT_THAT(MountsUnder(dir_.path()), IsEmpty());
+    CleanUpUnder(dir_.path());
+    if (bound_) umount2(dir_.path().c_str(), MNT_DETACH);
+  }
+
+  std::string staging() const { return dir_ / "kubelet/plugins/globalmount"; }
+
+  void CreateAndStage() {
+    csi::v1::VolumeCapability cap;
+    cap.mutable_mount()->set_fs_type("ext4");
+    cap.mutable_access_mode()->set_mode(csi::v1::VolumeCapability::AccessMode::SINGLE_NODE_WRITER);
+    csi::v1::CreateVolumeRequest create;
+    create.set_name("held");
+    create.mutable_capacity_range()->set_required_bytes(32 << 20);
+    *create.add_volume_capabilities() = cap;
+    csi::v1::CreateVolumeResponse created;
+    {
+      grpc::ClientContext ctx;
+      ASSERT_TRUE(plugin_->controller().CreateVolume(&ctx, create, &created).ok());
+    }
+    volume_id_ = created.volume().volume_id();
+    csi::v1::NodeStageVolumeRequest stage;
+    stage.set_volume_id(volume_id_);
+    stage.set_staging_target_path(staging());
+    *stage.mutable_volume_capability() = cap;
+    csi::v1::NodeStageVolumeResponse staged;
+    grpc::ClientContext ctx;
+    grpc::Status st = plugin_->node().NodeStageVolume(&ctx, stage, &staged);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+  }
+
+  grpc::Status Unstage() {
+    csi::v1::NodeUnstageVolumeRequest req;
+    req.set_volume_id(volume_id_);
+    req.set_staging_target_path(staging());
+    csi::v1::NodeUnstageVolumeResponse resp;
+    grpc::ClientContext ctx;
+    return plugin_->node().NodeUnstageVolume(&ctx, req, &resp);
+  }
+
+  void DeleteVolume() {
+    csi::v1::DeleteVolumeRequest req;
+    req.set_volume_id(volume_id_);
+    csi::v1::DeleteVolumeResponse resp;
+    grpc::ClientContext ctx;
+    grpc::Status st = plugin_->controller().DeleteVolume(&ctx, req, &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+  }
+
+  // Starts `sh -c script` in a new mount namespace with the given propagation and waits until
+  // it has reached its final `sleep` (so the namespace and anything the script set up exist).
+  void StartHolder(const std::string& propagation, const std::string& script) {
+    holder_ = std::make_unique<ChildProcess>(
+        std::vector<std::string>{"unshare", "--mount", "--propagation", propagation, "sh", "-c",
+                                 script + "; exec sleep 1000"},
+        dir_.path());
+    const ino_t ours = MountNamespaceOf(getpid());
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          return MountNamespaceOf(holder_->pid()) != ours &&
+                 ReadFileOrEmpty(absl::StrCat("/proc/", holder_->pid(), "/comm")) == "sleep\n";
+        },
+        std::chrono::seconds(10)));
+  }
+
+  void KillHolder() {
+    holder_->Signal(SIGKILL);
+    ASSERT_TRUE(holder_->Wait(std::chrono::seconds(10)).has_value());
+  }
+
+  TempDir dir_{"holders"};
+  bool bound_ = false;
+  std::unique_ptr<Plugin> plugin_;
+  std::unique_ptr<ChildProcess> holder_;
+  std::string volume_id_;
+};
+
+// node_exporter's case: a private copy of the mount will never be released by the host
+// unmount, so unstage fails at once, names the process, and the retry after it is gone works.
+TEST_F(UnstageHoldersTest, PrivateNamespaceHolderFailsFastAndTheRetryUnmaps) {
+  CreateAndStage();
+  StartHolder("private", "true");
+  grpc::Status st = Unstage();
+  ASSERT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+  const std::string& msg = st.error_message();
+  EXPECT_THAT(msg, HasSubstr("is still in use and was not unmapped"));
+  EXPECT_THAT(msg, HasSubstr(absl::StrCat("pid ", holder_->pid(), " (sleep")));
+  EXPECT_THAT(msg, HasSubstr("propagation private"));
+  EXPECT_THAT(msg, HasSubstr(absl::StrCat("mount namespace ", MountNamespaceOf(holder_->pid()))));
+  EXPECT_THAT(msg, Not(HasSubstr("waited")));  // failed fast: no wait for a private copy
+  EXPECT_THAT(msg, Not(HasSubstr("[")));       // never a byte array
+  EXPECT_THAT(MountsUnder(dir_.path()), IsEmpty());  // the host's own mount is gone
+
+  KillHolder();
+  std::filesystem::remove_all(staging());  // kubelet cleaned up meanwhile
+  st = Unstage();
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_THAT(LoopDevicesBackedUnder(dir_.path()), IsEmpty());
+  DeleteVolume();
+}
+
+// HostToContainer: the copy is a slave of the staging mount, so the host unmount takes it along.
+TEST_F(UnstageHoldersTest, SlaveNamespaceHolderIsReleasedByTheHostUnmount) {
+  CreateAndStage();
+  StartHolder("slave", "true");
+  grpc::Status st = Unstage();
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_THAT(LoopDevicesBackedUnder(dir_.path()), IsEmpty());
+  KillHolder();
+  DeleteVolume();
+}
+
+// A process in a slave namespace with its cwd inside the propagated copy makes the host
+// unmount itself fail with EBUSY. Unstage names it and never unmounts lazily.
+TEST_F(UnstageHoldersTest, BusyPropagatedCopyBlocksTheUnmountAndIsNamed) {
+  CreateAndStage();
+  StartHolder("slave", "cd " + staging());
+  grpc::Status st = Unstage();
+  ASSERT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+  EXPECT_THAT(st.error_message(), HasSubstr(absl::StrCat("pid ", holder_->pid())));
+  EXPECT_THAT(st.error_message(), HasSubstr("sleep"));
+  EXPECT_THAT(st.error_message(), HasSubstr("is still mounted"));
+  // Still mounted on the host: no lazy unmount hid the holder.
+  EXPECT_THAT(MountsUnder(dir_.path()), ::testing::Contains(staging()));
+  KillHolder();
+  st = Unstage();
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_THAT(LoopDevicesBackedUnder(dir_.path()), IsEmpty());
+  DeleteVolume();
+}
+
+class ReclaimTest : public UnstageHoldersTest {
+ protected:
+  void SetUp() override { StartPlugin({"--reclaim-stale-mounts", "sleep"}); }
+};
+
+TEST_F(ReclaimTest, AllowlistedHolderHasItsStaleCopyUnmountedAndIsLogged) {
+  CreateAndStage();
+  StartHolder("private", "true");
+  grpc::Status st = Unstage();
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_THAT(LoopDevicesBackedUnder(dir_.path()), IsEmpty());
+  EXPECT_THAT(plugin_->Stderr(), HasSubstr("reclaimed stale mount " + staging()));
+  EXPECT_THAT(plugin_->Stderr(), HasSubstr(absl::StrCat("of pid ", holder_->pid(), " (sleep)")));
+  // The holder lives on; only its stale copy is gone.
+  EXPECT_FALSE(holder_->Wait(std::chrono::milliseconds(0)).has_value());
+  EXPECT_THAT(ReadFileOrEmpty(absl::StrCat("/proc/", holder_->pid(), "/mountinfo")),
+              Not(HasSubstr(staging())));
+  DeleteVolume();
+}
+
+}  // namespace
+}  // namespace rbdcsi
