@@ -100,8 +100,7 @@ absl::StatusOr<CommandResult> RealCommandRunner::Run(const std::vector<std::stri
   const auto deadline = std::chrono::steady_clock::now() + options.timeout;
   bool timed_out = false;
   while (out_r.valid() || err_r.valid()) {
-    pollfd fds[3] = {{out_r.get(), POLLIN, 0}, {err_r.get(), POLLIN, 0},
-                     {in_w.get(), POLLOUT, 0}};
+    pollfd fds[3] = {{out_r.get(), POLLIN, 0}, {err_r.get(), POLLIN, 0}, {in_w.get(), POLLOUT, 0}};
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {

@@ -20,8 +20,8 @@ struct CommandResult {
 
 struct CommandOptions {
   std::chrono::milliseconds timeout{std::chrono::minutes(2)};
-  std::string stdin_data;                    // Written to the child's stdin, then closed.
-  std::map<std::string, std::string> env;    // Added to (or overriding) the inherited environment.
+  std::string stdin_data;                  // Written to the child's stdin, then closed.
+  std::map<std::string, std::string> env;  // Added to (or overriding) the inherited environment.
 };
 
 // Runs argv[0] (looked up in PATH) with the given arguments; never through a shell.

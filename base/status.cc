@@ -56,9 +56,7 @@ absl::Status BusyError(std::string_view message) {
   return status;
 }
 
-bool IsBusy(const absl::Status& status) {
-  return status.GetPayload(kBusyPayloadUrl).has_value();
-}
+bool IsBusy(const absl::Status& status) { return status.GetPayload(kBusyPayloadUrl).has_value(); }
 
 absl::Status Annotate(const absl::Status& status, std::string_view context) {
   if (status.ok()) return status;

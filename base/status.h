@@ -37,10 +37,10 @@ absl::Status Annotate(const absl::Status& status, std::string_view context);
 #define RBDCSI_CONCAT_INNER_(a, b) a##b
 #define RBDCSI_CONCAT_(a, b) RBDCSI_CONCAT_INNER_(a, b)
 
-#define RETURN_IF_ERROR(expr)                         \
-  do {                                                \
-    const ::absl::Status rbdcsi_status_ = (expr);     \
-    if (!rbdcsi_status_.ok()) return rbdcsi_status_;  \
+#define RETURN_IF_ERROR(expr)                        \
+  do {                                               \
+    const ::absl::Status rbdcsi_status_ = (expr);    \
+    if (!rbdcsi_status_.ok()) return rbdcsi_status_; \
   } while (0)
 
 #define ASSIGN_OR_RETURN(lhs, expr) \

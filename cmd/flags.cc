@@ -47,15 +47,17 @@ absl::Status ValidateServeFlags(ServeFlags& flags) {
   if (!socket.ok()) return Annotate(socket.status(), "--endpoint");
   flags.socket_path = *socket;
   RETURN_IF_ERROR(Annotate(ValidateDriverName(flags.driver_name), "--drivername"));
-  for (const auto& [name, dir] : {std::pair<const char*, std::string*>{"--state-dir", &flags.state_dir},
-                                  {"--data-dir", &flags.data_dir}}) {
+  for (const auto& [name, dir] :
+       {std::pair<const char*, std::string*>{"--state-dir", &flags.state_dir},
+        {"--data-dir", &flags.data_dir}}) {
     if (!absl::StartsWith(*dir, "/")) {
       return absl::InvalidArgumentError(
           absl::StrCat(name, ": '", *dir, "' must be an absolute path"));
     }
   }
   if (flags.no_node && flags.no_controller) {
-    return absl::InvalidArgumentError("--no-node and --no-controller together leave nothing to serve");
+    return absl::InvalidArgumentError(
+        "--no-node and --no-controller together leave nothing to serve");
   }
   if (flags.node_id.empty()) {
     char host[256] = {};

@@ -20,8 +20,8 @@ struct ServeFlags {
   std::string log_level = "info";
   std::string log_format = "text";
   int grace_seconds = 10;
-  bool no_node = false;        // serve without the Node service (controller-only deployment)
-  bool no_controller = false;  // serve without the Controller service (node-only deployment)
+  bool no_node = false;             // serve without the Node service (controller-only deployment)
+  bool no_controller = false;       // serve without the Controller service (node-only deployment)
   double unstage_wait_seconds = 5;  // budget for holders that release by themselves
   std::vector<std::string> reclaim_stale_mounts;  // commands whose stale copies may be unmounted
 

@@ -22,8 +22,9 @@ int main(int argc, char** argv) {
 
   rbdcsi::HoldersFlags holders_flags;
   CLI::App* holders = app.add_subcommand(
-      "holders", "Show what holds a block device (DEVICE, MAJ:MIN or a mounted PATH); exit 0 when "
-                 "free, 1 when held, 2 on error");
+      "holders",
+      "Show what holds a block device (DEVICE, MAJ:MIN or a mounted PATH); exit 0 when "
+      "free, 1 when held, 2 on error");
   rbdcsi::AddHoldersFlags(*holders, holders_flags);
 
   app.add_subcommand("version", "Print the version")->callback([] {

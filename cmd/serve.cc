@@ -21,8 +21,8 @@
 #include "driver/volume_record.h"
 #include "mounter/filesystem.h"
 #include "mounter/holders.h"
-#include "mounter/procfs.h"
 #include "mounter/mounter.h"
+#include "mounter/procfs.h"
 #include "rbd/loop_device.h"
 #include "rbd/loop_images.h"
 #include "rbd/loop_mapper.h"
@@ -49,11 +49,11 @@ struct Runtime {
         records(flags.state_dir + "/volumes"),
         procfs(NewRealProcFs()),
         scanner(*procfs),
-        busy(HolderBusyConfig{std::chrono::milliseconds(
-                                  static_cast<int64_t>(flags.unstage_wait_seconds * 1000)),
-                              {flags.reclaim_stale_mounts.begin(),
-                               flags.reclaim_stale_mounts.end()}},
-             &scanner, runner.get()) {}
+        busy(
+            HolderBusyConfig{
+                std::chrono::milliseconds(static_cast<int64_t>(flags.unstage_wait_seconds * 1000)),
+                {flags.reclaim_stale_mounts.begin(), flags.reclaim_stale_mounts.end()}},
+            &scanner, runner.get()) {}
 
   std::unique_ptr<CommandRunner> runner;
   std::unique_ptr<Mounter> mounter;

@@ -22,9 +22,8 @@ class BusyHandler {
   // It may wait, within its own bounded budget, for holders that release by themselves.
   // `attempt` counts calls for this operation, from 0; `since` is when this operation first
   // found the device busy, so that waits of one operation share one budget.
-  virtual absl::Status OnBusy(const VolumeRecord& record, BusyStage stage,
-                              const absl::Status& busy, int attempt,
-                              std::chrono::steady_clock::time_point since) = 0;
+  virtual absl::Status OnBusy(const VolumeRecord& record, BusyStage stage, const absl::Status& busy,
+                              int attempt, std::chrono::steady_clock::time_point since) = 0;
 };
 
 // Reports the busy error as it is, with the volume and a hint; never retries.

@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/hash.h"
 #include "base/logging.h"
 #include "base/status.h"
 #include "driver/rpc.h"
@@ -15,15 +16,6 @@
 
 namespace rbdcsi {
 namespace {
-
-uint64_t Fnv1a64(std::string_view s) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
 
 // The size to create for a capacity range: at least `required`, rounded to the sector
 // size, and not above `limit`.
@@ -34,8 +26,8 @@ absl::StatusOr<uint64_t> SizeFor(const csi::v1::CapacityRange& range, uint64_t d
     return absl::InvalidArgumentError("capacity_range bytes must not be negative");
   }
   if (limit > 0 && required > limit) {
-    return absl::OutOfRangeError(absl::StrCat("capacity_range: required_bytes ", required,
-                                              " exceeds limit_bytes ", limit));
+    return absl::OutOfRangeError(
+        absl::StrCat("capacity_range: required_bytes ", required, " exceeds limit_bytes ", limit));
   }
   uint64_t want = required > 0 ? static_cast<uint64_t>(required) : default_size;
   if (limit > 0) want = std::min<uint64_t>(want, static_cast<uint64_t>(limit));
@@ -74,7 +66,7 @@ std::string ControllerOps::ImageNameFor(const std::string& volume_name) {
   for (char c : volume_name.substr(0, 40)) {
     if (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_') prefix.push_back(c);
   }
-  return absl::StrFormat("v-%s-%016x", prefix, Fnv1a64(volume_name));
+  return absl::StrFormat("v-%s-%016x", prefix, StableHash64(volume_name));
 }
 
 void ControllerOps::FillVolume(const ImageSpec& spec, uint64_t size,
@@ -121,15 +113,16 @@ absl::Status ControllerOps::CreateVolume(const csi::v1::CreateVolumeRequest& req
   if (existing.ok()) {
     if (!SizeFits(*existing, req.capacity_range())) {
       return absl::AlreadyExistsError(absl::StrCat("volume ", req.name(), " already exists with ",
-                                                   *existing, " bytes, outside the requested range"));
+                                                   *existing,
+                                                   " bytes, outside the requested range"));
     }
     FillVolume(spec, *existing, resp->mutable_volume());
     return absl::OkStatus();
   }
   if (!absl::IsNotFound(existing.status())) return existing.status();
   RETURN_IF_ERROR(images_->Create(spec, size));
-  Logger("controller")->info("created volume {} ({} bytes) for name {}", spec.ToString(), size,
-                             req.name());
+  Logger("controller")
+      ->info("created volume {} ({} bytes) for name {}", spec.ToString(), size, req.name());
   FillVolume(spec, size, resp->mutable_volume());
   return absl::OkStatus();
 }
@@ -181,9 +174,8 @@ absl::Status ControllerOps::ListVolumes(const csi::v1::ListVolumesRequest& req,
     return absl::InvalidArgumentError("max_entries must not be negative");
   }
   ASSIGN_OR_RETURN(std::vector<ImageSpec> all, images_->List());
-  std::sort(all.begin(), all.end(), [](const ImageSpec& a, const ImageSpec& b) {
-    return a.ToString() < b.ToString();
-  });
+  std::sort(all.begin(), all.end(),
+            [](const ImageSpec& a, const ImageSpec& b) { return a.ToString() < b.ToString(); });
   size_t start = 0;
   if (!req.starting_token().empty()) {
     if (!absl::SimpleAtoi(req.starting_token(), &start) || start > all.size()) {
@@ -278,7 +270,8 @@ grpc::Status ControllerService::ControllerGetCapabilities(
 grpc::Status ControllerService::ControllerExpandVolume(
     grpc::ServerContext*, const csi::v1::ControllerExpandVolumeRequest* req,
     csi::v1::ControllerExpandVolumeResponse* resp) {
-  return RunRpc(tracker_, "ControllerExpandVolume", *req, [&] { return ops_->ExpandVolume(*req, resp); });
+  return RunRpc(tracker_, "ControllerExpandVolume", *req,
+                [&] { return ops_->ExpandVolume(*req, resp); });
 }
 
 }  // namespace rbdcsi

@@ -23,8 +23,7 @@ struct ControllerConfig {
 class ControllerOps {
  public:
   // `mapper` lists which images are mapped, so that DeleteVolume refuses volumes in use.
-  ControllerOps(ControllerConfig config, LoopImageStore* images, Mapper* mapper,
-                VolumeLocks* locks)
+  ControllerOps(ControllerConfig config, LoopImageStore* images, Mapper* mapper, VolumeLocks* locks)
       : config_(std::move(config)), images_(images), mapper_(mapper), locks_(locks) {}
 
   // Idempotent by name: the same name and a compatible capacity return the same volume;
@@ -75,9 +74,9 @@ class ControllerService final : public csi::v1::Controller::Service {
                            csi::v1::ListVolumesResponse* resp) override;
   grpc::Status GetCapacity(grpc::ServerContext*, const csi::v1::GetCapacityRequest* req,
                            csi::v1::GetCapacityResponse* resp) override;
-  grpc::Status ControllerGetCapabilities(
-      grpc::ServerContext*, const csi::v1::ControllerGetCapabilitiesRequest* req,
-      csi::v1::ControllerGetCapabilitiesResponse* resp) override;
+  grpc::Status ControllerGetCapabilities(grpc::ServerContext*,
+                                         const csi::v1::ControllerGetCapabilitiesRequest* req,
+                                         csi::v1::ControllerGetCapabilitiesResponse* resp) override;
   grpc::Status ControllerExpandVolume(grpc::ServerContext*,
                                       const csi::v1::ControllerExpandVolumeRequest* req,
                                       csi::v1::ControllerExpandVolumeResponse* resp) override;

@@ -16,8 +16,9 @@ absl::StatusOr<std::string> ParseUnixEndpoint(std::string_view endpoint_view) {
   if (absl::StartsWith(endpoint, "unix://")) {
     path = endpoint.substr(7);
     if (!absl::StartsWith(path, "/")) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "endpoint '", endpoint, "': after unix:// comes an absolute path, as in unix:///csi/csi.sock"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("endpoint '", endpoint,
+                       "': after unix:// comes an absolute path, as in unix:///csi/csi.sock"));
     }
   } else if (absl::StartsWith(endpoint, "unix:")) {
     path = endpoint.substr(5);

@@ -62,8 +62,8 @@ absl::Status HolderBusyHandler::OnBusy(const VolumeRecord& record, BusyStage sta
                                        const absl::Status& busy, int attempt,
                                        std::chrono::steady_clock::time_point since) {
   ASSIGN_OR_RETURN(HolderReport report, Scan(record));
-  Log()->info("volume {}: {} busy (attempt {}): {}", record.volume_id, record.device.path,
-              attempt, FormatScanSummary(report));
+  Log()->info("volume {}: {} busy (attempt {}): {}", record.volume_id, record.device.path, attempt,
+              FormatScanSummary(report));
   if (!report.held()) {
     // Released between the failed call and the scan; a bounded number of quick retries.
     if (attempt < 3) return absl::OkStatus();
@@ -79,17 +79,17 @@ absl::Status HolderBusyHandler::OnBusy(const VolumeRecord& record, BusyStage sta
   if (report.OnlySelfReleasing() && now < deadline) {
     ReleaseWaiter waiter;
     RETURN_IF_ERROR(waiter.Watch(report));
-    ASSIGN_OR_RETURN(bool changed, waiter.WaitForChange(
-                                       std::chrono::duration_cast<std::chrono::milliseconds>(
-                                           deadline - now)));
+    ASSIGN_OR_RETURN(bool changed,
+                     waiter.WaitForChange(
+                         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now)));
     if (changed) {
-      Log()->info("volume {}: {} after {} ms; trying again", record.volume_id,
-                  waiter.last_event(), Millis(std::chrono::steady_clock::now() - since));
+      Log()->info("volume {}: {} after {} ms; trying again", record.volume_id, waiter.last_event(),
+                  Millis(std::chrono::steady_clock::now() - since));
       return absl::OkStatus();
     }
   }
-  std::string message = DescribeHolders(record.volume_id, record.device.path,
-                                        record.device.major, record.device.minor, report);
+  std::string message = DescribeHolders(record.volume_id, record.device.path, record.device.major,
+                                        record.device.minor, report);
   if (report.OnlySelfReleasing()) {
     absl::StrAppend(&message, " (waited ", Millis(std::chrono::steady_clock::now() - since),
                     " ms for them to let go)");

@@ -4,9 +4,9 @@
 #ifndef RBDCSI_DRIVER_HOLDER_BUSY_HANDLER_H_
 #define RBDCSI_DRIVER_HOLDER_BUSY_HANDLER_H_
 
+#include <atomic>
 #include <chrono>
 #include <memory>
-#include <atomic>
 #include <mutex>
 #include <set>
 #include <string>

@@ -2,8 +2,8 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -25,8 +25,8 @@ const auto& Log() {
 
 class PlainBusyHandler : public BusyHandler {
  public:
-  absl::Status OnBusy(const VolumeRecord& record, BusyStage stage, const absl::Status& busy,
-                      int, std::chrono::steady_clock::time_point) override {
+  absl::Status OnBusy(const VolumeRecord& record, BusyStage stage, const absl::Status& busy, int,
+                      std::chrono::steady_clock::time_point) override {
     return absl::FailedPreconditionError(absl::StrCat(
         "volume ", record.volume_id, ": ", record.device.path, " (", record.device.major, ":",
         record.device.minor, ") is still in use and was not ",
@@ -38,8 +38,7 @@ class PlainBusyHandler : public BusyHandler {
 absl::StatusOr<VolumeRecord> StagedRecord(RecordStore& records, const std::string& volume_id) {
   ASSIGN_OR_RETURN(std::optional<VolumeRecord> record, records.Load(volume_id));
   if (!record || record->step != StageStep::kStaged) {
-    return absl::NotFoundError(
-        absl::StrCat("volume ", volume_id, " is not staged on this node"));
+    return absl::NotFoundError(absl::StrCat("volume ", volume_id, " is not staged on this node"));
   }
   return *std::move(record);
 }
@@ -78,9 +77,9 @@ absl::Status NodeOps::Publish(const csi::v1::NodePublishVolumeRequest& req) {
   VolumeLockGuard guard(deps_.locks, req.volume_id());
   ASSIGN_OR_RETURN(VolumeRecord record, StagedRecord(*deps_.records, req.volume_id()));
   if (record.staging_path != req.staging_target_path()) {
-    return absl::FailedPreconditionError(absl::StrCat("volume ", req.volume_id(),
-                                                      " is staged at ", record.staging_path,
-                                                      ", not ", req.staging_target_path()));
+    return absl::FailedPreconditionError(absl::StrCat("volume ", req.volume_id(), " is staged at ",
+                                                      record.staging_path, ", not ",
+                                                      req.staging_target_path()));
   }
   if (record.block != cap.block) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -94,15 +93,15 @@ absl::Status NodeOps::Publish(const csi::v1::NodePublishVolumeRequest& req) {
   std::vector<MountInfo> at = MountsAt(table, target);
   if (!at.empty()) {
     const MountInfo& top = at.back();
-    const bool same = record.block ? IsDeviceNodeOf(target, record.device)
-                                   : top.major == record.device.major &&
-                                         top.minor == record.device.minor;
+    const bool same = record.block
+                          ? IsDeviceNodeOf(target, record.device)
+                          : top.major == record.device.major && top.minor == record.device.minor;
     const bool top_ro = top.mount_options.rfind("ro", 0) == 0;
     if (same && top_ro == read_only) return absl::OkStatus();
-    return absl::AlreadyExistsError(absl::StrCat(
-        "target path ", target, " is already mounted ",
-        same ? (top_ro ? "read-only" : "read-write") : "from another device",
-        "; unpublish it first"));
+    return absl::AlreadyExistsError(
+        absl::StrCat("target path ", target, " is already mounted ",
+                     same ? (top_ro ? "read-only" : "read-write") : "from another device",
+                     "; unpublish it first"));
   }
 
   std::error_code ec;
@@ -257,7 +256,8 @@ grpc::Status NodeService::NodeUnpublishVolume(grpc::ServerContext*,
 grpc::Status NodeService::NodeGetVolumeStats(grpc::ServerContext*,
                                              const csi::v1::NodeGetVolumeStatsRequest* req,
                                              csi::v1::NodeGetVolumeStatsResponse* resp) {
-  return RunRpc(tracker_, "NodeGetVolumeStats", *req, [&] { return ops_->GetVolumeStats(*req, resp); });
+  return RunRpc(tracker_, "NodeGetVolumeStats", *req,
+                [&] { return ops_->GetVolumeStats(*req, resp); });
 }
 
 grpc::Status NodeService::NodeExpandVolume(grpc::ServerContext*,
@@ -275,8 +275,7 @@ grpc::Status NodeService::NodeGetCapabilities(grpc::ServerContext*,
   });
 }
 
-grpc::Status NodeService::NodeGetInfo(grpc::ServerContext*,
-                                      const csi::v1::NodeGetInfoRequest* req,
+grpc::Status NodeService::NodeGetInfo(grpc::ServerContext*, const csi::v1::NodeGetInfoRequest* req,
                                       csi::v1::NodeGetInfoResponse* resp) {
   return RunRpc(tracker_, "NodeGetInfo", *req, [&] {
     ops_->GetInfo(resp);

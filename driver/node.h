@@ -88,11 +88,9 @@ class NodeService final : public csi::v1::Node::Service {
 
   grpc::Status NodeStageVolume(grpc::ServerContext*, const csi::v1::NodeStageVolumeRequest* req,
                                csi::v1::NodeStageVolumeResponse* resp) override;
-  grpc::Status NodeUnstageVolume(grpc::ServerContext*,
-                                 const csi::v1::NodeUnstageVolumeRequest* req,
+  grpc::Status NodeUnstageVolume(grpc::ServerContext*, const csi::v1::NodeUnstageVolumeRequest* req,
                                  csi::v1::NodeUnstageVolumeResponse* resp) override;
-  grpc::Status NodePublishVolume(grpc::ServerContext*,
-                                 const csi::v1::NodePublishVolumeRequest* req,
+  grpc::Status NodePublishVolume(grpc::ServerContext*, const csi::v1::NodePublishVolumeRequest* req,
                                  csi::v1::NodePublishVolumeResponse* resp) override;
   grpc::Status NodeUnpublishVolume(grpc::ServerContext*,
                                    const csi::v1::NodeUnpublishVolumeRequest* req,

@@ -36,7 +36,8 @@ absl::Status CheckCompatible(const VolumeRecord& have, const VolumeRecord& want)
   if (!have.block && have.fs_type != want.fs_type) {
     diffs.push_back(absl::StrCat("filesystem ", have.fs_type));
   }
-  if (have.read_only != want.read_only) diffs.push_back(have.read_only ? "read-only" : "read-write");
+  if (have.read_only != want.read_only)
+    diffs.push_back(have.read_only ? "read-only" : "read-write");
   if (have.mapper != want.mapper || !(have.image == want.image)) {
     diffs.push_back(absl::StrCat("image ", have.mapper, ":", have.image.ToString()));
   }
@@ -44,9 +45,8 @@ absl::Status CheckCompatible(const VolumeRecord& have, const VolumeRecord& want)
     diffs.push_back(absl::StrCat("mount flags [", absl::StrJoin(have.mount_flags, ","), "]"));
   }
   if (diffs.empty()) return absl::OkStatus();
-  return absl::AlreadyExistsError(absl::StrCat("volume ", want.volume_id,
-                                               " is already staged with ",
-                                               absl::StrJoin(diffs, ", ")));
+  return absl::AlreadyExistsError(absl::StrCat(
+      "volume ", want.volume_id, " is already staged with ", absl::StrJoin(diffs, ", ")));
 }
 
 bool SameDevice(const MountInfo& m, const MappedDevice& d) {
@@ -60,14 +60,14 @@ absl::StatusOr<Mapper*> NodeOps::MapperFor(const std::string& name) const {
   if (it == deps_.mappers.end()) {
     std::vector<std::string> names;
     for (const auto& [n, m] : deps_.mappers) names.push_back(n);
-    return absl::InvalidArgumentError(absl::StrCat("unknown mapper '", name, "': this node has ",
-                                                   absl::StrJoin(names, ", ")));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown mapper '", name, "': this node has ", absl::StrJoin(names, ", ")));
   }
   return it->second;
 }
 
-absl::StatusOr<VolumeRecord> NodeOps::RecordFromRequest(
-    const csi::v1::NodeStageVolumeRequest& req, MapOptions* map_options) const {
+absl::StatusOr<VolumeRecord> NodeOps::RecordFromRequest(const csi::v1::NodeStageVolumeRequest& req,
+                                                        MapOptions* map_options) const {
   ASSIGN_OR_RETURN(Capability cap, ParseCapability(req.volume_capability()));
   const auto& ctx = req.volume_context();
   auto get = [&ctx](const char* key) {
@@ -114,8 +114,8 @@ absl::StatusOr<VolumeRecord> NodeOps::RecordFromRequest(
   return r;
 }
 
-absl::StatusOr<std::optional<MappedDevice>> NodeOps::FindMapping(
-    Mapper& mapper, const VolumeRecord& record) const {
+absl::StatusOr<std::optional<MappedDevice>> NodeOps::FindMapping(Mapper& mapper,
+                                                                 const VolumeRecord& record) const {
   ASSIGN_OR_RETURN(std::vector<MappedDevice> mapped, mapper.List());
   for (const MappedDevice& d : mapped) {
     if (!(d.image == record.image)) continue;
@@ -167,8 +167,8 @@ absl::Status NodeOps::StageNew(VolumeRecord& record, const MapOptions& map_optio
   absl::StatusOr<std::optional<MappedDevice>> existing = FindMapping(*mapper, record);
   absl::StatusOr<MappedDevice> device = absl::UnknownError("not mapped");
   if (existing.ok() && existing->has_value()) {
-    Log()->info("volume {}: reusing existing mapping {} of {}", record.volume_id,
-                (*existing)->path, record.image.ToString());
+    Log()->info("volume {}: reusing existing mapping {} of {}", record.volume_id, (*existing)->path,
+                record.image.ToString());
     device = **existing;
   } else {
     device = mapper->Map(map_options);
@@ -221,9 +221,9 @@ absl::Status NodeOps::MountStaged(const VolumeRecord& record) {
     Log()->info("volume {}: {} is blank, creating {}", record.volume_id, dev, fs);
     RETURN_IF_ERROR(deps_.filesystems->Format(dev, fs));
   } else if (found != fs) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("volume ", record.volume_id, ": ", dev, " holds ", found,
-                     ", not the requested ", fs, "; refusing to format over existing data"));
+    return absl::FailedPreconditionError(absl::StrCat("volume ", record.volume_id, ": ", dev,
+                                                      " holds ", found, ", not the requested ", fs,
+                                                      "; refusing to format over existing data"));
   }
   struct stat st {};
   if (stat(record.staging_path.c_str(), &st) != 0 && errno == ENOENT) {
@@ -305,10 +305,10 @@ absl::StatusOr<std::optional<VolumeRecord>> NodeOps::RecordFromMountTable(
       return r;
     }
   }
-  return absl::FailedPreconditionError(absl::StrCat(
-      "volume ", volume_id, ": ", path, " has a mount of device ", at.front().major, ":",
-      at.front().minor, " (", at.front().source,
-      ") that none of this plugin's mappers knows; not touching it"));
+  return absl::FailedPreconditionError(
+      absl::StrCat("volume ", volume_id, ": ", path, " has a mount of device ", at.front().major,
+                   ":", at.front().minor, " (", at.front().source,
+                   ") that none of this plugin's mappers knows; not touching it"));
 }
 
 absl::Status NodeOps::Unstage(const csi::v1::NodeUnstageVolumeRequest& req) {

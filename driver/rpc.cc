@@ -79,8 +79,8 @@ grpc::Status RunRpc(CallTracker* tracker, std::string_view method,
     try {
       status = handler();
     } catch (const std::exception& e) {
-      status =
-          absl::InternalError(absl::StrFormat("%s failed unexpectedly: %s", AsAbsl(method), e.what()));
+      status = absl::InternalError(
+          absl::StrFormat("%s failed unexpectedly: %s", AsAbsl(method), e.what()));
     }
     if (tracker != nullptr) tracker->Exit();
   }
@@ -88,8 +88,8 @@ grpc::Status RunRpc(CallTracker* tracker, std::string_view method,
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   const std::string code = absl::StatusCodeToString(status.code());
   if (status.ok()) {
-    logger->info("req={} method={} code={} duration_ms={:.3f} request={{{}}}", id, method, code,
-                 ms, RedactedSummary(request));
+    logger->info("req={} method={} code={} duration_ms={:.3f} request={{{}}}", id, method, code, ms,
+                 RedactedSummary(request));
   } else {
     logger->warn("req={} method={} code={} duration_ms={:.3f} request={{{}}} error=\"{}\"", id,
                  method, code, ms, RedactedSummary(request), status.message());

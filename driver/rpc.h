@@ -2,15 +2,15 @@
 #ifndef RBDCSI_DRIVER_RPC_H_
 #define RBDCSI_DRIVER_RPC_H_
 
+#include <google/protobuf/message.h>
+#include <grpcpp/grpcpp.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
 #include <string>
 #include <string_view>
-
-#include <google/protobuf/message.h>
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
 

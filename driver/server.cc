@@ -36,12 +36,13 @@ absl::Status PrepareSocketPath(const std::string& path) {
     return ErrnoToStatus(errno, absl::StrCat("checking socket path ", path));
   }
   if (!S_ISSOCK(st.st_mode)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "socket path ", path, " exists and is not a socket; refusing to remove it"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("socket path ", path, " exists and is not a socket; refusing to remove it"));
   }
   if (SomeoneListens(path)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "another server is already listening on ", path, "; stop it first or use another --endpoint"));
+    return absl::FailedPreconditionError(absl::StrCat("another server is already listening on ",
+                                                      path,
+                                                      "; stop it first or use another --endpoint"));
   }
   if (unlink(path.c_str()) != 0 && errno != ENOENT) {
     return ErrnoToStatus(errno, absl::StrCat("removing stale socket ", path));
@@ -89,7 +90,8 @@ void Server::Shutdown() {
   Logger("server")->info("stopping: waiting up to {} ms for calls in flight",
                          options_.grace.count());
   const bool idle = tracker_.Drain(std::chrono::steady_clock::now() + options_.grace);
-  if (!idle) Logger("server")->warn("calls still in flight after the grace period; cancelling them");
+  if (!idle)
+    Logger("server")->warn("calls still in flight after the grace period; cancelling them");
   server_->Shutdown(std::chrono::system_clock::now());
   server_->Wait();
   server_.reset();

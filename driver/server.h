@@ -2,13 +2,13 @@
 #ifndef RBDCSI_DRIVER_SERVER_H_
 #define RBDCSI_DRIVER_SERVER_H_
 
+#include <grpcpp/grpcpp.h>
+#include <sys/types.h>
+
 #include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
-#include <sys/types.h>
 
 #include "absl/status/status.h"
 #include "driver/rpc.h"

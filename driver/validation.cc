@@ -72,30 +72,26 @@ absl::StatusOr<Capability> ParseCapability(const csi::v1::VolumeCapability& cap)
       }
       break;
     default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("volume_capability.access_mode ", AccessMode::Mode_Name(out.mode),
-                       " is not supported"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "volume_capability.access_mode ", AccessMode::Mode_Name(out.mode), " is not supported"));
   }
   if (cap.has_block()) {
     out.block = true;
     return out;
   }
   if (!cap.has_mount()) {
-    return absl::InvalidArgumentError(
-        "volume_capability.access_type is required: block or mount");
+    return absl::InvalidArgumentError("volume_capability.access_type is required: block or mount");
   }
   out.fs_type = cap.mount().fs_type().empty() ? "ext4" : cap.mount().fs_type();
   if (!IsSupportedFilesystem(out.fs_type)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("volume_capability.mount.fs_type '", out.fs_type,
-                     "' is not supported: use ext4 or xfs"));
+    return absl::InvalidArgumentError(absl::StrCat("volume_capability.mount.fs_type '", out.fs_type,
+                                                   "' is not supported: use ext4 or xfs"));
   }
   for (const std::string& flag : cap.mount().mount_flags()) {
     if (flag.empty() || flag.find(',') != std::string::npos || flag == "bind" || flag == "rbind" ||
         flag == "remount") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "volume_capability.mount.mount_flags: '", flag,
-          "' is not a single filesystem mount option"));
+      return absl::InvalidArgumentError(absl::StrCat("volume_capability.mount.mount_flags: '", flag,
+                                                     "' is not a single filesystem mount option"));
     }
     out.mount_flags.push_back(flag);
   }

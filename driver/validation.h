@@ -27,8 +27,7 @@ struct Capability {
   bool block = false;
   std::string fs_type;                   // mount only; "" in the request becomes ext4
   std::vector<std::string> mount_flags;  // mount only
-  csi::v1::VolumeCapability::AccessMode::Mode mode =
-      csi::v1::VolumeCapability::AccessMode::UNKNOWN;
+  csi::v1::VolumeCapability::AccessMode::Mode mode = csi::v1::VolumeCapability::AccessMode::UNKNOWN;
   bool read_only_mode = false;  // the access mode allows no writer
 };
 

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/fd.h"
+#include "base/hash.h"
 #include "base/logging.h"
 #include "base/status.h"
 #include "mounter/mountinfo.h"
@@ -37,15 +38,6 @@ std::optional<StageStep> ParseStep(std::string_view name) {
     if (step_name == name) return step;
   }
   return std::nullopt;
-}
-
-uint64_t Fnv1a64(std::string_view s) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  return h;
 }
 
 absl::Status WriteAll(int fd, std::string_view data, const std::string& path) {
@@ -126,7 +118,8 @@ absl::StatusOr<VolumeRecord> DecodeRecord(std::string_view json) {
     const std::string step = j.at("step").get<std::string>();
     std::optional<StageStep> parsed = ParseStep(step);
     if (!parsed) {
-      return absl::InvalidArgumentError(absl::StrCat("volume record has unknown step '", step, "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("volume record has unknown step '", step, "'"));
     }
     r.step = *parsed;
     if (r.volume_id.empty()) return absl::InvalidArgumentError("volume record has no volume_id");
@@ -148,7 +141,7 @@ std::string RecordStore::FileNameFor(std::string_view volume_id) {
     }
   }
   if (stem.size() > kMaxFileStem) {
-    stem = absl::StrFormat("%s~%016x", stem.substr(0, kMaxFileStem - 17), Fnv1a64(volume_id));
+    stem = absl::StrFormat("%s~%016x", stem.substr(0, kMaxFileStem - 17), StableHash64(volume_id));
   }
   return stem + kSuffix;
 }
@@ -172,8 +165,7 @@ absl::StatusOr<std::optional<VolumeRecord>> RecordStore::Load(std::string_view v
   }
   if (record->volume_id != volume_id) {
     return absl::DataLossError(absl::StrCat("volume record ", path, " belongs to volume '",
-                                            record->volume_id, "', not '", AsAbsl(volume_id),
-                                            "'"));
+                                            record->volume_id, "', not '", AsAbsl(volume_id), "'"));
   }
   return std::optional<VolumeRecord>(*std::move(record));
 }

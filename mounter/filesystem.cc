@@ -78,7 +78,9 @@ class RealFilesystems : public Filesystems {
 
 }  // namespace
 
-bool IsSupportedFilesystem(const std::string& fstype) { return fstype == "ext4" || fstype == "xfs"; }
+bool IsSupportedFilesystem(const std::string& fstype) {
+  return fstype == "ext4" || fstype == "xfs";
+}
 
 std::unique_ptr<Filesystems> NewRealFilesystems(CommandRunner& runner) {
   return std::make_unique<RealFilesystems>(runner);

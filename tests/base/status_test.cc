@@ -14,9 +14,12 @@ TEST(ErrnoToStatusTest, MapsCodesAndNamesTheCause) {
   EXPECT_THAT(ErrnoToStatus(EBUSY, "unmapping /dev/rbd0"),
               StatusIs(absl::StatusCode::kFailedPrecondition,
                        "unmapping /dev/rbd0: Device or resource busy (EBUSY)"));
-  EXPECT_THAT(ErrnoToStatus(ENOENT, "x"), StatusIs(absl::StatusCode::kNotFound, HasSubstr("ENOENT")));
-  EXPECT_THAT(ErrnoToStatus(EEXIST, "x"), StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("x")));
-  EXPECT_THAT(ErrnoToStatus(EACCES, "x"), StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("x")));
+  EXPECT_THAT(ErrnoToStatus(ENOENT, "x"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("ENOENT")));
+  EXPECT_THAT(ErrnoToStatus(EEXIST, "x"),
+              StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("x")));
+  EXPECT_THAT(ErrnoToStatus(EACCES, "x"),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("x")));
   EXPECT_THAT(ErrnoToStatus(EIO, "x"), StatusIs(absl::StatusCode::kInternal, HasSubstr("EIO")));
 }
 

@@ -60,7 +60,8 @@ TEST(ServeFlagsTest, RejectsBadValuesNamingTheFlag) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--state-dir")));
   EXPECT_THAT(Parse({"--log-format", "xml"}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--log-format")));
-  EXPECT_THAT(Parse({"--no-such-flag"}), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no-such-flag")));
+  EXPECT_THAT(Parse({"--no-such-flag"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no-such-flag")));
   EXPECT_THAT(Parse({"--nodeid", std::string(129, 'n')}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--nodeid")));
 }

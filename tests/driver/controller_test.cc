@@ -106,7 +106,8 @@ TEST_F(ControllerOpsTest, ListVolumesPaginatesAndRejectsForeignTokens) {
   EXPECT_TRUE(page2.next_token().empty());
   req.set_starting_token("bogus");
   csi::v1::ListVolumesResponse bad;
-  EXPECT_THAT(ops_.ListVolumes(req, &bad), StatusIs(absl::StatusCode::kAborted, HasSubstr("bogus")));
+  EXPECT_THAT(ops_.ListVolumes(req, &bad),
+              StatusIs(absl::StatusCode::kAborted, HasSubstr("bogus")));
 }
 
 TEST_F(ControllerOpsTest, ExpandGrowsTheImageAndAsksForNodeExpansion) {

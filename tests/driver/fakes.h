@@ -63,9 +63,8 @@ class FakeMounter : public Mounter {
     m.mount_point = target;
     m.source = source;
     m.fs_type = fstype;
-    m.mount_options = options.find("ro") == 0 || options.find(",ro") != std::string::npos
-                          ? "ro"
-                          : "rw";
+    m.mount_options =
+        options.find("ro") == 0 || options.find(",ro") != std::string::npos ? "ro" : "rw";
     table_.push_back(m);
     return absl::OkStatus();
   }
@@ -130,7 +129,7 @@ class FakeMapper : public Mapper {
     }
     MappedDevice d;
     d.minor = 0;  // the lowest free number, as the kernel hands out loop and rbd devices
-    for (bool taken = true; taken; ) {
+    for (bool taken = true; taken;) {
       taken = false;
       for (const MappedDevice& m : mapped_) taken |= m.minor == d.minor;
       if (taken) ++d.minor;

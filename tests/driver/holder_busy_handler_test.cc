@@ -43,9 +43,9 @@ class HolderBusyHandlerTest : public ::testing::Test {
         "0::/kubepods.slice/kubepods-besteffort.slice/"
         "kubepods-besteffort-pod7c1e2f3a_1b2c_4d5e_8f90_123456789abc.slice/"
         "cri-containerd-3f2a9c7f19550d1c6a3b5e7d9f0a2c4e6b8d0f1a3c5e7a9b1d3f5a7c9e1b3d5f.scope\n";
-    fake_.mountinfo[kPodNs] = absl::StrCat("900 800 0:55 / / rw - overlay overlay rw\n",
-                                           "901 900 250:0 / /host", kStaging, " rw", tags.empty() ? "" : " ", tags,
-                                           " - ext4 /dev/rbd3 rw\n");
+    fake_.mountinfo[kPodNs] =
+        absl::StrCat("900 800 0:55 / / rw - overlay overlay rw\n", "901 900 250:0 / /host",
+                     kStaging, " rw", tags.empty() ? "" : " ", tags, " - ext4 /dev/rbd3 rw\n");
   }
 
   HolderBusyHandler Handler(std::chrono::milliseconds budget, std::set<std::string> reclaim = {}) {
@@ -104,7 +104,8 @@ TEST_F(HolderBusyHandlerTest, PendingHolderThatStaysFailsAfterTheBudgetSayingItW
   AddPodHolder(holder.pid(), "sleep", "master:7");
   HolderBusyHandler handler = Handler(std::chrono::milliseconds(100));
   absl::Status st = OnBusy(handler);
-  EXPECT_THAT(st, StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("propagation pending")));
+  EXPECT_THAT(st,
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("propagation pending")));
   EXPECT_THAT(std::string(st.message()), HasSubstr("waited"));
 }
 
@@ -112,8 +113,8 @@ TEST_F(HolderBusyHandlerTest, NoHolderFoundMeansRetryAFewTimesThenSaySo) {
   HolderBusyHandler handler = Handler(std::chrono::seconds(1));
   EXPECT_THAT(OnBusy(handler, 0), IsOk());
   EXPECT_THAT(OnBusy(handler, 2), IsOk());
-  EXPECT_THAT(OnBusy(handler, 3), StatusIs(absl::StatusCode::kFailedPrecondition,
-                                           HasSubstr("no holder was found")));
+  EXPECT_THAT(OnBusy(handler, 3),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("no holder was found")));
 }
 
 TEST_F(HolderBusyHandlerTest, AllowlistedHolderIsReclaimedInItsOwnNamespace) {
@@ -130,7 +131,8 @@ TEST_F(HolderBusyHandlerTest, AllowlistedHolderIsReclaimedInItsOwnNamespace) {
 TEST_F(HolderBusyHandlerTest, HolderNotOnTheAllowlistIsNotReclaimed) {
   AddPodHolder(4242, "fluentd", "");
   HolderBusyHandler handler = Handler(std::chrono::seconds(1), {"node_exporter"});
-  EXPECT_THAT(OnBusy(handler), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("fluentd")));
+  EXPECT_THAT(OnBusy(handler),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("fluentd")));
   EXPECT_TRUE(runner_.calls().empty());
   EXPECT_EQ(handler.reclaims(), 0);
 }
@@ -139,7 +141,8 @@ TEST_F(HolderBusyHandlerTest, FailedReclaimFallsBackToTheReport) {
   AddPodHolder(4242, "node_exporter", "");
   runner_.Answer(32, "", "umount: target is busy");
   HolderBusyHandler handler = Handler(std::chrono::seconds(1), {"node_exporter"});
-  EXPECT_THAT(OnBusy(handler), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("node_exporter")));
+  EXPECT_THAT(OnBusy(handler),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("node_exporter")));
 }
 
 }  // namespace

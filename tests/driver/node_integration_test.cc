@@ -39,7 +39,8 @@ class NodeLifecycleTest : public ::testing::Test {
     CleanUpUnder(dir_.path());
   }
 
-  static csi::v1::VolumeCapability Cap(const std::string& fs, Mode::Mode mode = Mode::SINGLE_NODE_WRITER) {
+  static csi::v1::VolumeCapability Cap(const std::string& fs,
+                                       Mode::Mode mode = Mode::SINGLE_NODE_WRITER) {
     csi::v1::VolumeCapability cap;
     if (fs == "block") {
       cap.mutable_block();
@@ -127,7 +128,8 @@ class NodeLifecycleTest : public ::testing::Test {
     if (fs == "block") {
       int fd = open(target().c_str(), O_RDWR | O_CLOEXEC);
       ASSERT_GE(fd, 0);
-      ASSERT_EQ(pwrite(fd, payload.data(), payload.size(), 4096), static_cast<ssize_t>(payload.size()));
+      ASSERT_EQ(pwrite(fd, payload.data(), payload.size(), 4096),
+                static_cast<ssize_t>(payload.size()));
       fsync(fd);
       close(fd);
       std::string back(payload.size(), '\0');

@@ -1,8 +1,9 @@
 // The stage/unstage logic against stateful fakes: every step failing, and every retry after a
 // partial failure.
+#include "driver/node.h"
+
 #include <filesystem>
 
-#include "driver/node.h"
 #include "gtest/gtest.h"
 #include "tests/driver/fakes.h"
 #include "tests/support/test_support.h"
@@ -174,9 +175,10 @@ TEST_F(NodeOpsTest, RetryAfterBusyUnmapReachesTheUnmapWithoutTheStagingPath) {
   ASSERT_THAT(ops_->Stage(StageRequest()), IsOk());
   log_.clear();
   script_.Fail("unmap", BusyError("rbd: unmap failed: (16) Device or resource busy"));
-  EXPECT_THAT(ops_->Unstage(UnstageRequest()),
-              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("(16) Device or resource busy")));
-  EXPECT_THAT(log_, ElementsAre("unmount " + staging(), "unmap /dev/fake0", "busy unmap attempt 0"));
+  EXPECT_THAT(ops_->Unstage(UnstageRequest()), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                                        HasSubstr("(16) Device or resource busy")));
+  EXPECT_THAT(log_,
+              ElementsAre("unmount " + staging(), "unmap /dev/fake0", "busy unmap attempt 0"));
   EXPECT_EQ(RecordStep(), StageStep::kUnmounted);
   EXPECT_EQ(loop_.mapped().size(), 1u);
 
@@ -209,9 +211,8 @@ TEST_F(NodeOpsTest, BusyHandlerThatSaysRetryLeadsToAnotherUnmap) {
   });
   EXPECT_THAT(ops_->Unstage(UnstageRequest()),
               StatusIs(absl::StatusCode::kFailedPrecondition, "gave up"));
-  EXPECT_THAT(log_, ElementsAre("unmount " + staging(), "unmap /dev/fake0",
-                                "busy unmap attempt 0", "unmap /dev/fake0",
-                                "busy unmap attempt 1"));
+  EXPECT_THAT(log_, ElementsAre("unmount " + staging(), "unmap /dev/fake0", "busy unmap attempt 0",
+                                "unmap /dev/fake0", "busy unmap attempt 1"));
   log_.clear();
   script_.Fail("unmap", BusyError("busy"), 1);
   ASSERT_THAT(ops_->Unstage(UnstageRequest()), IsOk());
@@ -292,15 +293,18 @@ TEST_F(NodeOpsTest, KrbdTakesMonitorsAndSecretsButNeverRecordsTheKey) {
 TEST_F(NodeOpsTest, ValidationComesBeforeAnyEffect) {
   auto no_id = StageRequest();
   no_id.clear_volume_id();
-  EXPECT_THAT(ops_->Stage(no_id), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("volume_id")));
+  EXPECT_THAT(ops_->Stage(no_id),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("volume_id")));
   auto relative = StageRequest();
   relative.set_staging_target_path("staging");
-  EXPECT_THAT(ops_->Stage(relative), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("absolute")));
+  EXPECT_THAT(ops_->Stage(relative),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("absolute")));
   auto dotdot = StageRequest();
   dotdot.set_staging_target_path("/var/lib/../etc");
   EXPECT_THAT(ops_->Stage(dotdot), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("..")));
   auto bad_fs = StageRequest("btrfs");
-  EXPECT_THAT(ops_->Stage(bad_fs), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("btrfs")));
+  EXPECT_THAT(ops_->Stage(bad_fs),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("btrfs")));
   auto bad_mapper = StageRequest();
   (*bad_mapper.mutable_volume_context())["mapper"] = "nbd9";
   EXPECT_THAT(ops_->Stage(bad_mapper),
@@ -327,7 +331,8 @@ TEST_F(NodeOpsTest, PublishBindsTheStagedFilesystemAndUnpublishRemovesTheTarget)
   EXPECT_THAT(log_, ElementsAre("bind " + staging() + " " + pub.target_path() + " ro"));
   EXPECT_TRUE(std::filesystem::is_directory(pub.target_path()));
   pub.set_readonly(false);
-  EXPECT_THAT(ops_->Publish(pub), StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("read-only")));
+  EXPECT_THAT(ops_->Publish(pub),
+              StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("read-only")));
 
   csi::v1::NodeUnpublishVolumeRequest unpub;
   unpub.set_volume_id("rbd/img1");

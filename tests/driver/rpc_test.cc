@@ -32,11 +32,12 @@ TEST(RedactedSummaryTest, RemovesSecretsAtAnyDepth) {
 TEST(RunRpcTest, ConvertsCodesOneToOne) {
   csi::v1::ProbeRequest request;
   EXPECT_TRUE(RunRpc(nullptr, "Probe", request, [] { return absl::OkStatus(); }).ok());
-  grpc::Status st =
-      RunRpc(nullptr, "Probe", request, [] { return absl::FailedPreconditionError("device held"); });
+  grpc::Status st = RunRpc(nullptr, "Probe", request,
+                           [] { return absl::FailedPreconditionError("device held"); });
   EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(st.error_message(), "device held");
-  st = RunRpc(nullptr, "Probe", request, []() -> absl::Status { throw std::runtime_error("boom"); });
+  st =
+      RunRpc(nullptr, "Probe", request, []() -> absl::Status { throw std::runtime_error("boom"); });
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INTERNAL);
   EXPECT_THAT(st.error_message(), HasSubstr("boom"));
 }

@@ -1,11 +1,10 @@
 // Starts the real rbdcsi binary on a temporary socket and talks to it like a CO would.
+#include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
-
-#include <grpcpp/grpcpp.h>
 
 #include "base/version.h"
 #include "csi.grpc.pb.h"
@@ -21,9 +20,9 @@ class ServeTest : public ::testing::Test {
  protected:
   std::string socket() const { return dir_ / "sock/csi.sock"; }
   std::vector<std::string> ServeArgv(const std::string& extra_flag = "") const {
-    std::vector<std::string> argv = {RBDCSI_BINARY, "serve", "--endpoint", "unix://" + socket(),
-                                     "--nodeid", "node-a", "--state-dir", dir_ / "state",
-                                     "--data-dir", dir_ / "data"};
+    std::vector<std::string> argv = {
+        RBDCSI_BINARY, "serve",       "--endpoint",   "unix://" + socket(), "--nodeid",
+        "node-a",      "--state-dir", dir_ / "state", "--data-dir",         dir_ / "data"};
     if (!extra_flag.empty()) argv.push_back(extra_flag);
     return argv;
   }
@@ -66,8 +65,8 @@ TEST_F(ServeTest, AnswersEveryIdentityRpcAndStopsCleanlyOnSigterm) {
     ASSERT_TRUE(stub->GetPluginCapabilities(&ctx, {}, &resp).ok());
     bool online_expansion = false;
     for (const auto& cap : resp.capabilities()) {
-      online_expansion |= cap.volume_expansion().type() ==
-                          csi::v1::PluginCapability::VolumeExpansion::ONLINE;
+      online_expansion |=
+          cap.volume_expansion().type() == csi::v1::PluginCapability::VolumeExpansion::ONLINE;
     }
     EXPECT_TRUE(online_expansion);
   }
@@ -122,8 +121,7 @@ TEST_F(ServeTest, StaleSocketIsReplacedButAnOrdinaryFileIsNot) {
   ASSERT_TRUE(std::filesystem::exists(socket()));  // left behind by the crash
   {
     ChildProcess restarted(ServeArgv(), dir_.path());
-    EXPECT_TRUE(WaitFor([&] { return Serving(); }, std::chrono::seconds(20)))
-        << restarted.Stderr();
+    EXPECT_TRUE(WaitFor([&] { return Serving(); }, std::chrono::seconds(20))) << restarted.Stderr();
   }
   std::filesystem::remove(socket());
   { std::ofstream(socket()) << "not a socket"; }

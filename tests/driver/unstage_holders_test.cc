@@ -137,8 +137,8 @@ TEST_F(UnstageHoldersTest, PrivateNamespaceHolderFailsFastAndTheRetryUnmaps) {
   EXPECT_THAT(msg, HasSubstr(absl::StrCat("pid ", holder_->pid(), " (sleep")));
   EXPECT_THAT(msg, HasSubstr("propagation private"));
   EXPECT_THAT(msg, HasSubstr(absl::StrCat("mount namespace ", MountNamespaceOf(holder_->pid()))));
-  EXPECT_THAT(msg, Not(HasSubstr("waited")));  // failed fast: no wait for a private copy
-  EXPECT_THAT(msg, Not(HasSubstr("[")));       // never a byte array
+  EXPECT_THAT(msg, Not(HasSubstr("waited")));        // failed fast: no wait for a private copy
+  EXPECT_THAT(msg, Not(HasSubstr("[")));             // never a byte array
   EXPECT_THAT(MountsUnder(dir_.path()), IsEmpty());  // the host's own mount is gone
 
   KillHolder();

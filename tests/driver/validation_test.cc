@@ -22,8 +22,10 @@ TEST(ValidatePathTest, RequiresCleanAbsolutePaths) {
               StatusIs(absl::StatusCode::kInvalidArgument, "target_path is required"));
   EXPECT_THAT(ValidatePath("rel/x", "target_path"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("absolute")));
-  EXPECT_THAT(ValidatePath("/a/../b", "p"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'..'")));
-  EXPECT_THAT(ValidatePath("/a/./b", "p"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'.'")));
+  EXPECT_THAT(ValidatePath("/a/../b", "p"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'..'")));
+  EXPECT_THAT(ValidatePath("/a/./b", "p"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'.'")));
   EXPECT_THAT(ValidatePath(std::string("/a\0b", 4), "p"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NUL")));
   EXPECT_THAT(ValidatePath("/" + std::string(5000, 'a'), "p"),
@@ -46,8 +48,8 @@ TEST(ParseCapabilityTest, MountDefaultsAndRules) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("UNKNOWN")));
   auto smuggled = MountCap("ext4", Mode::SINGLE_NODE_WRITER);
   smuggled.mutable_mount()->add_mount_flags("noatime,remount");
-  EXPECT_THAT(ParseCapability(smuggled),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("single filesystem mount option")));
+  EXPECT_THAT(ParseCapability(smuggled), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                  HasSubstr("single filesystem mount option")));
 }
 
 TEST(ParseCapabilityTest, BlockAndMissingParts) {

@@ -44,18 +44,21 @@ TEST(VolumeRecordTest, EncodeDecodeRoundTrip) {
 }
 
 TEST(VolumeRecordTest, DecodeRejectsDamage) {
-  EXPECT_THAT(DecodeRecord("not json"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("JSON")));
+  EXPECT_THAT(DecodeRecord("not json"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("JSON")));
   EXPECT_THAT(DecodeRecord("{\"version\": 1}"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("incomplete")));
   std::string text = EncodeRecord(Sample());
   text.replace(text.find("\"unmounted\""), 11, "\"exploded\"");
-  EXPECT_THAT(DecodeRecord(text), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("exploded")));
+  EXPECT_THAT(DecodeRecord(text),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("exploded")));
   EXPECT_THAT(DecodeRecord(EncodeRecord(Sample()).substr(0, 40)), Not(IsOk()));
 }
 
 TEST(RecordStoreTest, FileNamesStayInsideTheDirectory) {
-  for (const std::string& id : std::vector<std::string>{"../../etc/passwd", "/abs", ".", "..", "a/b", std::string("a\0b", 3),
-                               std::string(5000, 'x'), std::string(300, '/')}) {
+  for (const std::string& id : std::vector<std::string>{
+           "../../etc/passwd", "/abs", ".", "..", "a/b", std::string("a\0b", 3),
+           std::string(5000, 'x'), std::string(300, '/')}) {
     const std::string name = RecordStore::FileNameFor(id);
     EXPECT_EQ(name.find('/'), std::string::npos) << name;
     EXPECT_NE(name[0], '.') << name;
@@ -71,7 +74,8 @@ TEST(RecordStoreTest, FileNamesStayInsideTheDirectory) {
 TEST(RecordStoreTest, SaveLoadDeleteAndListWithHostileIds) {
   TempDir dir("records");
   RecordStore store(dir.path());
-  for (const std::string& id : std::vector<std::string>{"pvc-1", "../../escape", std::string(4000, 'z')}) {
+  for (const std::string& id :
+       std::vector<std::string>{"pvc-1", "../../escape", std::string(4000, 'z')}) {
     VolumeRecord r = Sample();
     r.volume_id = id;
     ASSERT_THAT(store.Save(r), IsOk());

@@ -208,8 +208,8 @@ TEST_F(HoldersIntegrationTest, NamespaceWithoutProcessPinnedByABindMount) {
     ChildProcess& candidate =
         Start({"unshare", "--mount", "--propagation", "private", "sleep", "1000"});
     ASSERT_TRUE(InOwnNamespace(candidate.pid()));
-    if (Mount({"mount", "--bind", absl::StrCat("/proc/", candidate.pid(), "/ns/mnt"), pin},
-              pin) == 0) {
+    if (Mount({"mount", "--bind", absl::StrCat("/proc/", candidate.pid(), "/ns/mnt"), pin}, pin) ==
+        0) {
       pinned = &candidate;
     } else {
       candidate.Signal(SIGKILL);

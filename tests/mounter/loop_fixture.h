@@ -51,7 +51,8 @@ class LoopDeviceTest : public ::testing::Test {
  protected:
   void SetUp() override {
     // A privileged test that cannot run fails rather than passing silently.
-    ASSERT_TRUE(kInPrivateMountNamespace) << "privileged test: needs root and a private mount namespace";
+    ASSERT_TRUE(kInPrivateMountNamespace)
+        << "privileged test: needs root and a private mount namespace";
     image_ = dir_ / "image";
     {
       UniqueFd fd(::open(image_.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600));

@@ -18,9 +18,9 @@ namespace rbdcsi {
 Plugin::Plugin(const std::string& binary, const std::string& dir,
                const std::vector<std::string>& extra_flags)
     : dir_(dir) {
-  std::vector<std::string> argv = {binary,        "serve",       "--endpoint", "unix://" + socket(),
-                                   "--nodeid",    "test-node",   "--state-dir", state_dir(),
-                                   "--data-dir",  data_dir(),    "--grace-period", "5"};
+  std::vector<std::string> argv = {
+      binary,        "serve",     "--endpoint", "unix://" + socket(), "--nodeid",       "test-node",
+      "--state-dir", state_dir(), "--data-dir", data_dir(),           "--grace-period", "5"};
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
   child_ = std::make_unique<ChildProcess>(argv, dir_);
   channel_ = grpc::CreateChannel("unix:" + socket(), grpc::InsecureChannelCredentials());

@@ -3,11 +3,11 @@
 #ifndef RBDCSI_TESTS_SUPPORT_PLUGIN_H_
 #define RBDCSI_TESTS_SUPPORT_PLUGIN_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "csi.grpc.pb.h"
 #include "tests/support/test_support.h"
