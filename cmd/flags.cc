@@ -31,6 +31,11 @@ void AddServeFlags(CLI::App& app, ServeFlags& flags) {
   app.add_flag("--no-node", flags.no_node, "Do not serve the Node service");
   app.add_flag("--no-controller", flags.no_controller,
                "Do not serve the Controller service (the loop backend's provisioner)");
+  app.add_option("--rbd-program", flags.rbd_program, "The rbd CLI the krbd mapper runs")
+      ->capture_default_str();
+  app.add_option("--key-dir", flags.key_dir,
+                 "Directory (a tmpfs) for the per-call cephx key files of the krbd mapper")
+      ->capture_default_str();
   app.add_option("--unstage-wait", flags.unstage_wait_seconds,
                  "Seconds NodeUnstageVolume waits for holders that release by themselves "
                  "(propagated copies, exiting processes) before failing")
@@ -47,6 +52,10 @@ absl::Status ValidateServeFlags(ServeFlags& flags) {
   if (!socket.ok()) return Annotate(socket.status(), "--endpoint");
   flags.socket_path = *socket;
   RETURN_IF_ERROR(Annotate(ValidateDriverName(flags.driver_name), "--drivername"));
+  if (!absl::StartsWith(flags.key_dir, "/")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--key-dir: '", flags.key_dir, "' must be an absolute path"));
+  }
   for (const auto& [name, dir] :
        {std::pair<const char*, std::string*>{"--state-dir", &flags.state_dir},
         {"--data-dir", &flags.data_dir}}) {

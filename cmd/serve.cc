@@ -23,6 +23,7 @@
 #include "mounter/holders.h"
 #include "mounter/mounter.h"
 #include "mounter/procfs.h"
+#include "rbd/krbd_mapper.h"
 #include "rbd/loop_device.h"
 #include "rbd/loop_images.h"
 #include "rbd/loop_mapper.h"
@@ -38,6 +39,13 @@ absl::Status MakeDirectory(const std::string& dir) {
   return absl::OkStatus();
 }
 
+KrbdMapperOptions KrbdOptions(const ServeFlags& flags) {
+  KrbdMapperOptions options;
+  options.rbd_program = flags.rbd_program;
+  options.key_dir = flags.key_dir;
+  return options;
+}
+
 // Every real OS implementation is built here and nowhere else.
 struct Runtime {
   explicit Runtime(const ServeFlags& flags)
@@ -45,6 +53,7 @@ struct Runtime {
         mounter(NewRealMounter()),
         filesystems(NewRealFilesystems(*runner)),
         loop(LoopImageStore(flags.data_dir), NewRealLoopDevices()),
+        krbd(runner.get(), KrbdOptions(flags)),
         images(flags.data_dir),
         records(flags.state_dir + "/volumes"),
         procfs(NewRealProcFs()),
@@ -59,6 +68,7 @@ struct Runtime {
   std::unique_ptr<Mounter> mounter;
   std::unique_ptr<Filesystems> filesystems;
   LoopMapper loop;
+  KrbdMapper krbd;
   LoopImageStore images;
   RecordStore records;
   VolumeLocks locks;             // node operations, by volume id
@@ -103,6 +113,7 @@ int RunServe(ServeFlags flags) {
   deps.mounter = rt.mounter.get();
   deps.filesystems = rt.filesystems.get();
   deps.mappers["loop"] = &rt.loop;
+  deps.mappers["krbd"] = &rt.krbd;
   deps.records = &rt.records;
   deps.locks = &rt.locks;
   deps.busy = &rt.busy;

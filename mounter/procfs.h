@@ -18,17 +18,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "base/device_number.h"
 #include "mounter/mountinfo.h"
 
 namespace rbdcsi {
-
-// A device number split the way mountinfo prints it.
-struct DeviceNumber {
-  unsigned major = 0;
-  unsigned minor = 0;
-  bool operator==(const DeviceNumber& o) const { return major == o.major && minor == o.minor; }
-  bool operator!=(const DeviceNumber& o) const { return !(*this == o); }
-};
 
 // A file a process uses: one of its descriptors, its working directory, root or executable.
 struct ProcessFile {

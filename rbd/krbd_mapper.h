@@ -11,14 +11,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "base/command.h"
+#include "base/device_number.h"
 #include "rbd/mapper.h"
 
 namespace rbdcsi {
-
-struct DeviceNumber {
-  unsigned major = 0;
-  unsigned minor = 0;
-};
 
 // stat(2)s a device node. INVALID_ARGUMENT when it is not a block device, NOT_FOUND when absent.
 absl::StatusOr<DeviceNumber> StatBlockDevice(const std::string& path);

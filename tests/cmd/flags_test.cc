@@ -51,6 +51,26 @@ TEST(ServeFlagsTest, TakesEveryFlag) {
   EXPECT_EQ(flags->grace_seconds, 3);
 }
 
+TEST(ServeFlagsTest, UnstageAndKrbdFlags) {
+  auto flags = Parse({"--unstage-wait", "2.5", "--reclaim-stale-mounts", "node_exporter,fluent-bit",
+                      "--rbd-program", "/usr/local/bin/rbd", "--key-dir", "/run/k"});
+  ASSERT_THAT(flags, IsOk());
+  EXPECT_DOUBLE_EQ(flags->unstage_wait_seconds, 2.5);
+  EXPECT_EQ(flags->reclaim_stale_mounts, (std::vector<std::string>{"node_exporter", "fluent-bit"}));
+  EXPECT_EQ(flags->rbd_program, "/usr/local/bin/rbd");
+  EXPECT_EQ(flags->key_dir, "/run/k");
+  auto defaults = Parse({});
+  ASSERT_THAT(defaults, IsOk());
+  EXPECT_TRUE(defaults->reclaim_stale_mounts.empty());  // reclaiming is opt-in
+  EXPECT_DOUBLE_EQ(defaults->unstage_wait_seconds, 5);
+  EXPECT_THAT(Parse({"--unstage-wait", "600"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--unstage-wait")));
+  EXPECT_THAT(Parse({"--key-dir", "keys"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--key-dir")));
+  EXPECT_THAT(Parse({"--no-node", "--no-controller"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("nothing to serve")));
+}
+
 TEST(ServeFlagsTest, RejectsBadValuesNamingTheFlag) {
   EXPECT_THAT(Parse({"--endpoint", "tcp://0:1"}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--endpoint")));

@@ -1,0 +1,135 @@
+// The krbd mapper end to end through the real socket, with tests/rbd/fake_rbd standing in for
+// the rbd CLI (it emulates krbd on loop devices): the cephx key reaches rbd only as a keyfile,
+// never in argv or logs, and a held device gives rbd's own EBUSY, turned into a named holder.
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "absl/strings/str_split.h"
+#include "gtest/gtest.h"
+#include "tests/support/plugin.h"
+#include "tests/support/test_support.h"
+
+namespace rbdcsi {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+
+constexpr char kKey[] = "AQBkrbdTestKeyThatMustNeverLeak000000000==";
+
+class KrbdIntegrationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(setenv("RBDCSI_FAKE_RBD_DIR", rbd_dir().c_str(), 1), 0);
+    std::filesystem::create_directories(rbd_dir());
+    std::filesystem::create_directories(staging());
+    ChildProcess create({RBDCSI_FAKE_RBD_PATH, "create", "rbd/img1", "--size", "32"}, dir_.path());
+    ASSERT_EQ(create.Wait(std::chrono::seconds(30)), 0) << create.Stderr();
+    plugin_ = std::make_unique<Plugin>(
+        RBDCSI_BINARY, dir_.path(),
+        std::vector<std::string>{"--rbd-program", RBDCSI_FAKE_RBD_PATH, "--key-dir", dir_ / "keys",
+                                 "--unstage-wait", "1"});
+    std::string why;
+    ASSERT_TRUE(plugin_->WaitReady(&why)) << why;
+  }
+
+  void TearDown() override {
+    if (plugin_) {
+      EXPECT_EQ(plugin_->Stop(), 0);
+      EXPECT_THAT(plugin_->Stderr(), Not(HasSubstr(kKey)));
+    }
+    EXPECT_THAT(LoopDevicesBackedUnder(dir_.path()), IsEmpty());
+    EXPECT_THAT(MountsUnder(dir_.path()), IsEmpty());
+    CleanUpUnder(dir_.path());
+    unsetenv("RBDCSI_FAKE_RBD_DIR");
+  }
+
+  std::string rbd_dir() const { return dir_ / "cluster"; }
+  std::string staging() const { return dir_ / "kubelet/globalmount"; }
+
+  grpc::Status Stage() {
+    csi::v1::NodeStageVolumeRequest req;
+    req.set_volume_id("0001-krbd-img1");
+    req.set_staging_target_path(staging());
+    req.mutable_volume_capability()->mutable_mount()->set_fs_type("ext4");
+    req.mutable_volume_capability()->mutable_access_mode()->set_mode(
+        csi::v1::VolumeCapability::AccessMode::SINGLE_NODE_WRITER);
+    auto& ctx = *req.mutable_volume_context();
+    ctx["mapper"] = "krbd";
+    ctx["pool"] = "rbd";
+    ctx["image"] = "img1";
+    ctx["monitors"] = "127.0.0.1:6789";
+    (*req.mutable_secrets())["userID"] = "kubernetes";
+    (*req.mutable_secrets())["userKey"] = kKey;
+    csi::v1::NodeStageVolumeResponse resp;
+    grpc::ClientContext ctx_;
+    return plugin_->node().NodeStageVolume(&ctx_, req, &resp);
+  }
+
+  grpc::Status Unstage() {
+    csi::v1::NodeUnstageVolumeRequest req;
+    req.set_volume_id("0001-krbd-img1");
+    req.set_staging_target_path(staging());
+    csi::v1::NodeUnstageVolumeResponse resp;
+    grpc::ClientContext ctx;
+    return plugin_->node().NodeUnstageVolume(&ctx, req, &resp);
+  }
+
+  TempDir dir_{"krbd"};
+  std::unique_ptr<Plugin> plugin_;
+};
+
+TEST_F(KrbdIntegrationTest, StagesThroughTheRbdCliWithTheKeyOnlyInAKeyfile) {
+  grpc::Status st = Stage();
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_EQ(LoopDevicesBackedUnder(dir_.path()).size(), 1u);
+  EXPECT_THAT(MountsUnder(dir_.path()), ::testing::ElementsAre(staging()));
+  st = Unstage();
+  ASSERT_TRUE(st.ok()) << st.error_message();
+
+  const std::string calls = ReadFileOrEmpty(rbd_dir() + "/calls.log");
+  EXPECT_THAT(calls, HasSubstr("device map rbd/img1"));
+  EXPECT_THAT(calls, HasSubstr("device unmap"));
+  EXPECT_THAT(calls, Not(HasSubstr(kKey)));  // every logged argv
+  EXPECT_THAT(calls, HasSubstr("\"keyfile_valid\":true"));
+  // The per-call key directories are gone.
+  EXPECT_TRUE(std::filesystem::is_empty(dir_ / "keys"));
+  EXPECT_THAT(ReadFileOrEmpty(plugin_->state_dir() + "/volumes/0001-krbd-img1.json"), IsEmpty());
+}
+
+TEST_F(KrbdIntegrationTest, RbdsOwnBusyAnswerBecomesANamedHolderAndTheRetryUnmaps) {
+  ASSERT_TRUE(Stage().ok());
+  std::vector<std::string> devices = LoopDevicesBackedUnder(dir_.path());
+  ASSERT_EQ(devices.size(), 1u);
+  // A reader of the raw device: invisible to mount tables, fatal to `rbd unmap`.
+  TempDir holder_dir("krbd-holder");
+  ChildProcess holder({"sh", "-c", "exec 3<" + devices[0] + "; exec sleep 1000"},
+                      holder_dir.path());
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return ReadFileOrEmpty("/proc/" + std::to_string(holder.pid()) + "/comm") == "sleep\n";
+      },
+      std::chrono::seconds(10)));
+
+  grpc::Status st = Unstage();
+  ASSERT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+  EXPECT_THAT(st.error_message(), HasSubstr(devices[0]));
+  EXPECT_THAT(st.error_message(), HasSubstr("pid " + std::to_string(holder.pid())));
+  EXPECT_THAT(st.error_message(), HasSubstr("sleep"));
+  EXPECT_THAT(ReadFileOrEmpty(rbd_dir() + "/calls.log"), HasSubstr("\"exit_code\":16"));
+
+  holder.Signal(SIGKILL);
+  holder.Wait(std::chrono::seconds(10));
+  std::filesystem::remove_all(staging());
+  st = Unstage();
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_THAT(LoopDevicesBackedUnder(dir_.path()), IsEmpty());
+}
+
+}  // namespace
+}  // namespace rbdcsi
