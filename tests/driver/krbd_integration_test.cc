@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
+#include <thread>
 
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
@@ -129,6 +131,32 @@ TEST_F(KrbdIntegrationTest, RbdsOwnBusyAnswerBecomesANamedHolderAndTheRetryUnmap
   st = Unstage();
   ASSERT_TRUE(st.ok()) << st.error_message();
   EXPECT_THAT(LoopDevicesBackedUnder(dir_.path()), IsEmpty());
+}
+
+// A map that takes 3 s (a slow cluster) keeps the first stage busy while the others arrive:
+// exactly one proceeds, every other concurrent call on the volume is ABORTED.
+TEST_F(KrbdIntegrationTest, ConcurrentCallsOnOneVolumeExactlyOneProceeds) {
+  { std::ofstream(rbd_dir() + "/map_delay_ms") << "3000"; }
+  constexpr int kCallers = 6;
+  std::vector<grpc::StatusCode> codes(kCallers);
+  std::vector<std::thread> threads;
+  const std::string record = plugin_->state_dir() + "/volumes/0001-krbd-img1.json";
+  for (int i = 0; i < kCallers; ++i) {
+    threads.emplace_back([&, i] {
+      // The others start once the first holds the volume: its record says it is mapping.
+      if (i > 0) {
+        WaitFor([&] { return std::filesystem::exists(record); }, std::chrono::seconds(20));
+      }
+      codes[i] = i % 2 == 0 ? Stage().error_code() : Unstage().error_code();
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(codes[0], grpc::StatusCode::OK);
+  for (int i = 1; i < kCallers; ++i) EXPECT_EQ(codes[i], grpc::StatusCode::ABORTED) << i;
+  std::filesystem::remove(rbd_dir() + "/map_delay_ms");
+  ASSERT_TRUE(Stage().ok());  // the same request again: already staged
+  ASSERT_EQ(LoopDevicesBackedUnder(dir_.path()).size(), 1u);
+  ASSERT_TRUE(Unstage().ok());
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 // /proc/self/cmdline and whether the key file was valid (exists, regular, mode 0600, not empty).
 // Output and exit codes follow krbd's (`rbd` exits with the positive errno).
 // $RBDCSI_FAKE_RBD_MAP_ERRNO=N makes `map` fail like the kernel returned -N (e.g. 110).
+// A file <dir>/map_delay_ms holding N makes `map` take N ms longer, like a slow cluster.
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -28,6 +29,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "base/fd.h"
 #include "base/status.h"
 #include "rbd/file_util.h"
@@ -190,6 +192,12 @@ int FakeRbd::Map(const std::vector<std::string>& args) {
     return Fail("map", kEacces);
   }
   const std::string backing = ImagePath(spec->first, spec->second);
+  int delay_ms = 0;
+  absl::StatusOr<std::string> delay = ReadSmallFile(absl::StrCat(dir_, "/map_delay_ms"));
+  if (delay.ok() && absl::SimpleAtoi(absl::StripAsciiWhitespace(*delay), &delay_ms) &&
+      delay_ms > 0) {
+    usleep(static_cast<useconds_t>(delay_ms) * 1000);
+  }
   int forced = 0;
   if (const char* e = getenv("RBDCSI_FAKE_RBD_MAP_ERRNO"); e != nullptr) {
     if (!absl::SimpleAtoi(e, &forced)) forced = 0;
