@@ -183,9 +183,11 @@ absl::Status NodeOps::StageNew(VolumeRecord& record, const MapOptions& map_optio
   absl::Status st = deps_.records->Save(record);
   if (st.ok() && !record.block) st = MountStaged(record);
   if (st.ok() && !record.block) {
-    // Remember how the staging mount propagates, for classifying holders at unstage.
-    ASSIGN_OR_RETURN(std::vector<MountInfo> table, deps_.mounter->List());
-    for (const MountInfo& m : MountsAt(table, record.staging_path)) {
+    // Remember how the staging mount propagates, for classifying holders at unstage. Without
+    // it every copy counts as private, which fails safe; so a failed read is no failure.
+    absl::StatusOr<std::vector<MountInfo>> table = deps_.mounter->List();
+    for (const MountInfo& m : table.ok() ? MountsAt(*table, record.staging_path)
+                                         : std::vector<MountInfo>{}) {
       if (!SameDevice(m, record.device)) continue;
       record.staging_peer_group = m.shared_peer_group().value_or(0);
       record.staging_mount_id = m.mount_id;
