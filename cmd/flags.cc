@@ -31,6 +31,10 @@ void AddServeFlags(CLI::App& app, ServeFlags& flags) {
   app.add_flag("--no-node", flags.no_node, "Do not serve the Node service");
   app.add_flag("--no-controller", flags.no_controller,
                "Do not serve the Controller service (the loop backend's provisioner)");
+  app.add_option("--default-mapper", flags.default_mapper,
+                 "Mapper for volumes whose context names none: loop (embedded) or krbd")
+      ->check(CLI::IsMember({"loop", "krbd"}))
+      ->capture_default_str();
   app.add_option("--rbd-program", flags.rbd_program, "The rbd CLI the krbd mapper runs")
       ->capture_default_str();
   app.add_option("--key-dir", flags.key_dir,

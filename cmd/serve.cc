@@ -23,6 +23,7 @@
 #include "mounter/holders.h"
 #include "mounter/mounter.h"
 #include "mounter/procfs.h"
+#include "rbd/key_file.h"
 #include "rbd/krbd_mapper.h"
 #include "rbd/loop_device.h"
 #include "rbd/loop_images.h"
@@ -97,6 +98,13 @@ int RunServe(ServeFlags flags) {
     }
   }
 
+  if (int stale = KeyFile::RemoveStale(flags.key_dir); stale > 0) {
+    log->warn("removed {} key file(s) left under {} by an earlier run", stale, flags.key_dir);
+  }
+  if (std::filesystem::exists(flags.key_dir) && !KeyFile::InMemory(flags.key_dir)) {
+    log->warn("--key-dir {} is not on tmpfs: cephx key files could reach a disk", flags.key_dir);
+  }
+
   // Signals are taken synchronously by this thread; block them before gRPC starts its threads
   // so that none of those receives them.
   sigset_t stop_signals;
@@ -117,7 +125,10 @@ int RunServe(ServeFlags flags) {
   deps.records = &rt.records;
   deps.locks = &rt.locks;
   deps.busy = &rt.busy;
-  NodeOps node_ops({flags.node_id}, deps);
+  NodeConfig node_config;
+  node_config.node_id = flags.node_id;
+  node_config.default_mapper = flags.default_mapper;
+  NodeOps node_ops(node_config, deps);
   NodeService node(&node_ops, server.tracker());
   ControllerOps controller_ops({}, &rt.images, &rt.loop, &rt.controller_locks);
   ControllerService controller(&controller_ops, server.tracker());

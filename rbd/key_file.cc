@@ -2,10 +2,13 @@
 
 #include <fcntl.h>
 #include <stdlib.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <filesystem>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -36,6 +39,24 @@ absl::StatusOr<std::unique_ptr<KeyFile>> KeyFile::Create(const std::string& pare
   }
   if (close(fd.release()) != 0) return ErrnoToStatus(errno, what);
   return file;
+}
+
+int KeyFile::RemoveStale(const std::string& parent) {
+  int removed = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(parent, ec)) {
+    if (entry.path().filename().string().rfind("rbdcsi-key-", 0) != 0) continue;
+    std::error_code rm;
+    std::filesystem::remove_all(entry.path(), rm);
+    if (!rm) ++removed;
+  }
+  return removed;
+}
+
+bool KeyFile::InMemory(const std::string& parent) {
+  struct statfs fs {};
+  if (statfs(parent.c_str(), &fs) != 0) return false;
+  return fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC;
 }
 
 KeyFile::~KeyFile() {

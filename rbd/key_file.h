@@ -22,6 +22,14 @@ class KeyFile {
 
   const std::string& path() const { return path_; }
 
+  // Removes key directories a crashed earlier run left under `parent` (call at start, before
+  // any Create). Returns how many were removed.
+  static int RemoveStale(const std::string& parent);
+
+  // True when `parent` is on a memory filesystem (tmpfs, ramfs), where a key never reaches a
+  // disk. False also when it cannot be checked.
+  static bool InMemory(const std::string& parent);
+
  private:
   KeyFile(std::string dir, std::string path) : dir_(std::move(dir)), path_(std::move(path)) {}
 
