@@ -44,6 +44,8 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
 std::string RedactedSummary(const google::protobuf::Message& message) {
   std::unique_ptr<google::protobuf::Message> copy(message.New());
   copy->CopyFrom(message);
+  // Fields this build does not know could be secrets of a newer CSI version.
+  copy->DiscardUnknownFields();
   StripSecrets(*copy);
   return copy->ShortDebugString();
 }

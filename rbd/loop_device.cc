@@ -20,6 +20,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "base/fd.h"
+#include "base/logging.h"
 #include "base/status.h"
 #include "rbd/file_util.h"
 
@@ -201,11 +202,17 @@ absl::Status RealLoopDevices::DetachOnce(const std::string& dev,
   // would happen whenever the last of them closes. Still readable status means exactly that.
   if (ioctl(fd.get(), LOOP_GET_STATUS64, &info) == 0) {
     info.lo_flags &= ~static_cast<__u32>(LO_FLAGS_AUTOCLEAR);
-    if (ioctl(fd.get(), LOOP_SET_STATUS64, &info) != 0) {
-      return Annotate(ErrnoToStatus(errno, "clearing the autoclear flag LOOP_CLR_FD set"),
-                      absl::StrCat(what,
-                                   ": another process has it open and it will be detached "
-                                   "when that process closes it"));
+    if (ioctl(fd.get(), LOOP_SET_STATUS64, &info) != 0 &&
+        ioctl(fd.get(), LOOP_SET_STATUS64, &info) != 0) {
+      // Still busy, so the holders get named; but the detach is now lazy, which must be seen.
+      const std::string why = ErrnoToStatus(errno, "clearing autoclear").ToString();
+      Logger("rbd")->error("{}: another process has it open and the autoclear flag that "
+                           "LOOP_CLR_FD set could not be cleared ({}): it will detach when that "
+                           "process closes it",
+                           dev, why);
+      return BusyError(absl::StrCat(what,
+                                    ": another process has it open; it will be detached when that "
+                                    "process closes it (the autoclear flag could not be cleared)"));
     }
     return ErrnoToStatus(EBUSY, absl::StrCat(what,
                                              ": another process has it open; it stays "
