@@ -12,6 +12,19 @@ namespace rbdcsi {
 
 enum class BusyStage { kUnmount, kUnmap };
 
+// One operation's share of busy handling: every busy unmount and unmap of one NodeStage or
+// NodeUnstage call counts against one wait budget, from the first time it met a busy device.
+struct BusyBudget {
+  std::chrono::steady_clock::time_point since{};
+  int attempts = 0;
+
+  // Call on each busy result: returns the attempt number (from 0), starting the clock at 0.
+  int Next() {
+    if (attempts == 0) since = std::chrono::steady_clock::now();
+    return attempts++;
+  }
+};
+
 class BusyHandler {
  public:
   virtual ~BusyHandler() = default;

@@ -76,10 +76,15 @@ absl::Status NodeOps::Publish(const csi::v1::NodePublishVolumeRequest& req) {
   RETURN_IF_ERROR(deps_.locks->TryLock(req.volume_id()));
   VolumeLockGuard guard(deps_.locks, req.volume_id());
   ASSIGN_OR_RETURN(VolumeRecord record, StagedRecord(*deps_.records, req.volume_id()));
-  if (record.staging_path != req.staging_target_path()) {
+  if (record.staging_path != CanonicalPath(req.staging_target_path())) {
     return absl::FailedPreconditionError(absl::StrCat("volume ", req.volume_id(), " is staged at ",
                                                       record.staging_path, ", not ",
                                                       req.staging_target_path()));
+  }
+  // Never hand a pod a device or directory that is no longer this volume's.
+  if (absl::Status live = CheckStillStaged(record); !live.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(live.message(), "; NodeStageVolume must stage it again first"));
   }
   if (record.block != cap.block) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -87,7 +92,7 @@ absl::Status NodeOps::Publish(const csi::v1::NodePublishVolumeRequest& req) {
         " access and cannot be published for ", cap.block ? "block" : "mount", " access"));
   }
   const bool read_only = req.readonly() || cap.read_only_mode || record.read_only;
-  const std::string& target = req.target_path();
+  const std::string target = CanonicalPath(req.target_path());
 
   ASSIGN_OR_RETURN(std::vector<MountInfo> table, deps_.mounter->List());
   std::vector<MountInfo> at = MountsAt(table, target);
@@ -126,14 +131,17 @@ absl::Status NodeOps::Unpublish(const csi::v1::NodeUnpublishVolumeRequest& req) 
   RETURN_IF_ERROR(ValidatePath(req.target_path(), "target_path"));
   RETURN_IF_ERROR(deps_.locks->TryLock(req.volume_id()));
   VolumeLockGuard guard(deps_.locks, req.volume_id());
-  const std::string& target = req.target_path();
-  while (true) {
+  const std::string target = CanonicalPath(req.target_path());
+  for (int round = 0;; ++round) {
     ASSIGN_OR_RETURN(std::vector<MountInfo> table, deps_.mounter->List());
     if (MountsAt(table, target).empty()) break;
     absl::Status st = deps_.mounter->Unmount(target);
-    if (!st.ok() && !absl::IsNotFound(st)) {
-      return Annotate(st, absl::StrCat("volume ", req.volume_id(), ": unpublishing"));
+    if (absl::IsNotFound(st) || (st.ok() && round >= 64)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "volume ", req.volume_id(), ": the mount table lists ", target,
+          " but it cannot be unmounted through that path (is a parent directory mounted over?)"));
     }
+    if (!st.ok()) return Annotate(st, absl::StrCat("volume ", req.volume_id(), ": unpublishing"));
   }
   std::error_code ec;
   std::filesystem::remove(target, ec);
@@ -173,19 +181,8 @@ absl::Status NodeOps::GetVolumeStats(const csi::v1::NodeGetVolumeStatsRequest& r
   }
 
   // Abnormal when the device or the staging mount has gone from under the volume.
-  std::string problem;
-  ASSIGN_OR_RETURN(Mapper * mapper, MapperFor(record.mapper));
-  ASSIGN_OR_RETURN(std::optional<MappedDevice> mapped, FindMapping(*mapper, record));
-  if (!mapped) {
-    problem = absl::StrCat("device of image ", record.image.ToString(), " is no longer mapped");
-  } else if (!record.block) {
-    ASSIGN_OR_RETURN(std::vector<MountInfo> table, deps_.mounter->List());
-    bool mounted = false;
-    for (const MountInfo& m : MountsAt(table, record.staging_path)) {
-      mounted |= m.major == mapped->major && m.minor == mapped->minor;
-    }
-    if (!mounted) problem = absl::StrCat("staging path ", record.staging_path, " is not mounted");
-  }
+  absl::Status live = CheckStillStaged(record);
+  const std::string problem(live.message());
   resp->mutable_volume_condition()->set_abnormal(!problem.empty());
   resp->mutable_volume_condition()->set_message(problem.empty() ? "volume is healthy" : problem);
   return absl::OkStatus();
@@ -199,6 +196,10 @@ absl::Status NodeOps::Expand(const csi::v1::NodeExpandVolumeRequest& req,
   VolumeLockGuard guard(deps_.locks, req.volume_id());
   ASSIGN_OR_RETURN(VolumeRecord record, StagedRecord(*deps_.records, req.volume_id()));
   RETURN_IF_ERROR(StatPath(req.volume_path()).status());
+  if (absl::Status live = CheckStillStaged(record); !live.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(live.message(), "; NodeStageVolume must stage it again first"));
+  }
   ASSIGN_OR_RETURN(Mapper * mapper, MapperFor(record.mapper));
   RETURN_IF_ERROR(mapper->RefreshCapacity(record.device));
   ASSIGN_OR_RETURN(uint64_t size, BlockDeviceSize(record.device.path));

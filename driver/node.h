@@ -64,17 +64,27 @@ class NodeOps {
 
  private:
   absl::StatusOr<Mapper*> MapperFor(const std::string& name) const;
+  ImageSpec ImageFromVolumeId(const std::string& id, const std::string& pool,
+                              const std::string& image) const;
   absl::StatusOr<VolumeRecord> RecordFromRequest(const csi::v1::NodeStageVolumeRequest& req,
                                                  MapOptions* map_options) const;
-  absl::Status StageNew(VolumeRecord& record, const MapOptions& map_options);
+  // OK while the record's device is still mapped with the same numbers and, for filesystem
+  // volumes, mounted at the staging path; FAILED_PRECONDITION saying what is gone otherwise.
+  absl::Status CheckStillStaged(const VolumeRecord& record) const;
+  // The id of another volume whose record owns `device`, if any.
+  absl::StatusOr<std::optional<std::string>> OtherOwner(const VolumeRecord& record,
+                                                        const MappedDevice& device) const;
+  absl::Status StageNew(VolumeRecord& record, const MapOptions& map_options, BusyBudget& budget);
   absl::Status MountStaged(const VolumeRecord& record);
-  absl::Status UndoStaging(VolumeRecord& record);
-  absl::Status UnmountAll(const std::string& path, VolumeRecord& record);
-  absl::Status UnmapDevice(VolumeRecord& record);
+  absl::Status UndoStaging(VolumeRecord& record, BusyBudget& budget);
+  absl::Status UnmountAll(const std::string& path, VolumeRecord& record, BusyBudget& budget);
+  absl::Status UnmapDevice(VolumeRecord& record, BusyBudget& budget);
   absl::StatusOr<std::optional<MappedDevice>> FindMapping(Mapper& mapper,
                                                           const VolumeRecord& record) const;
   absl::StatusOr<std::optional<VolumeRecord>> RecordFromMountTable(const std::string& volume_id,
                                                                    const std::string& path) const;
+  absl::StatusOr<std::optional<VolumeRecord>> RecordFromMappers(
+      const std::string& volume_id) const;
 
   const NodeConfig config_;
   const NodeDeps deps_;

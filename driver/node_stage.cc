@@ -53,7 +53,21 @@ bool SameDevice(const MountInfo& m, const MappedDevice& d) {
   return m.major == d.major && m.minor == d.minor;
 }
 
+// Unmounts stacked on one path beyond this are a loop, not a stack.
+constexpr int kMaxUnmounts = 64;
+
 }  // namespace
+
+ImageSpec NodeOps::ImageFromVolumeId(const std::string& id, const std::string& pool,
+                                     const std::string& image) const {
+  // Without a context, a volume id "pool/image" or "image" names the image.
+  const size_t slash = id.find('/');
+  ImageSpec spec;
+  spec.pool = !pool.empty() ? pool : slash == std::string::npos ? config_.default_pool
+                                                                 : id.substr(0, slash);
+  spec.image = !image.empty() ? image : slash == std::string::npos ? id : id.substr(slash + 1);
+  return spec;
+}
 
 absl::StatusOr<Mapper*> NodeOps::MapperFor(const std::string& name) const {
   auto it = deps_.mappers.find(name);
@@ -78,19 +92,9 @@ absl::StatusOr<VolumeRecord> NodeOps::RecordFromRequest(const csi::v1::NodeStage
   r.volume_id = req.volume_id();
   r.mapper = get("mapper").empty() ? config_.default_mapper : get("mapper");
   RETURN_IF_ERROR(MapperFor(r.mapper).status());
-  // Without a context, a volume id "pool/image" or "image" names the image.
-  const std::string& id = req.volume_id();
-  const size_t slash = id.find('/');
-  r.image.pool = get("pool");
-  if (r.image.pool.empty()) {
-    r.image.pool = slash == std::string::npos ? config_.default_pool : id.substr(0, slash);
-  }
-  r.image.image = get("image");
-  if (r.image.image.empty()) {
-    r.image.image = slash == std::string::npos ? id : id.substr(slash + 1);
-  }
+  r.image = ImageFromVolumeId(req.volume_id(), get("pool"), get("image"));
   r.monitors = get("monitors");
-  r.staging_path = req.staging_target_path();
+  r.staging_path = CanonicalPath(req.staging_target_path());
   r.block = cap.block;
   r.fs_type = cap.fs_type;
   r.mount_flags = cap.mount_flags;
@@ -140,43 +144,91 @@ absl::Status NodeOps::Stage(const csi::v1::NodeStageVolumeRequest& req) {
   VolumeLockGuard guard(deps_.locks, req.volume_id());
 
   ASSIGN_OR_RETURN(std::optional<VolumeRecord> have, deps_.records->Load(req.volume_id()));
+  BusyBudget budget;
   if (have && have->step == StageStep::kStaged) {
     RETURN_IF_ERROR(CheckCompatible(*have, want));
-    ASSIGN_OR_RETURN(std::vector<MountInfo> table, deps_.mounter->List());
-    bool mounted = false;
-    for (const MountInfo& m : MountsAt(table, have->staging_path)) {
-      mounted |= SameDevice(m, have->device);
-    }
-    if (have->block || mounted) return absl::OkStatus();
-    Log()->warn("volume {}: record says staged but {} is not mounted; staging again",
-                have->volume_id, have->staging_path);
+    absl::Status live = CheckStillStaged(*have);
+    if (live.ok()) return absl::OkStatus();
+    // E.g. after a reboot: the record survived, the mapping and mount did not.
+    Log()->warn("{}; staging again", live.message());
   }
   if (have) {
     // An earlier attempt stopped halfway (crash, or an unstage that could not unmap): finish
     // undoing it, then start clean.
     Log()->info("volume {}: undoing an unfinished earlier operation (step {})", have->volume_id,
                 StageStepName(have->step));
-    RETURN_IF_ERROR(UndoStaging(*have));
+    RETURN_IF_ERROR(UndoStaging(*have, budget));
   }
-  return StageNew(want, map_options);
+  return StageNew(want, map_options, budget);
 }
 
-absl::Status NodeOps::StageNew(VolumeRecord& record, const MapOptions& map_options) {
+absl::Status NodeOps::CheckStillStaged(const VolumeRecord& record) const {
   ASSIGN_OR_RETURN(Mapper * mapper, MapperFor(record.mapper));
+  ASSIGN_OR_RETURN(std::optional<MappedDevice> mapped, FindMapping(*mapper, record));
+  if (!mapped || mapped->major != record.device.major || mapped->minor != record.device.minor) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("volume ", record.volume_id, ": image ", record.image.ToString(),
+                     " is no longer mapped at ", record.device.path, " (", record.device.major,
+                     ":", record.device.minor, ")"));
+  }
+  if (record.block) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::vector<MountInfo> table, deps_.mounter->List());
+  for (const MountInfo& m : MountsAt(table, record.staging_path)) {
+    if (SameDevice(m, record.device)) return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(absl::StrCat("volume ", record.volume_id,
+                                                    ": staging path ", record.staging_path,
+                                                    " is not mounted from ", record.device.path));
+}
+
+absl::StatusOr<std::optional<std::string>> NodeOps::OtherOwner(const VolumeRecord& record,
+                                                               const MappedDevice& device) const {
+  ASSIGN_OR_RETURN(std::vector<VolumeRecord> all, deps_.records->List());
+  for (const VolumeRecord& r : all) {
+    if (r.volume_id != record.volume_id && r.has_device() && r.device.major == device.major &&
+        r.device.minor == device.minor) {
+      return std::optional<std::string>(r.volume_id);
+    }
+  }
+  return std::optional<std::string>();
+}
+
+absl::Status NodeOps::StageNew(VolumeRecord& record, const MapOptions& map_options,
+                               BusyBudget& budget) {
+  ASSIGN_OR_RETURN(Mapper * mapper, MapperFor(record.mapper));
+  ASSIGN_OR_RETURN(std::optional<MappedDevice> existing, FindMapping(*mapper, record));
+  if (existing) {
+    // A mapping left by an earlier attempt of this volume is reused; another volume's is not.
+    ASSIGN_OR_RETURN(std::optional<std::string> owner, OtherOwner(record, *existing));
+    if (owner) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "volume ", record.volume_id, ": image ", record.image.ToString(), " is already mapped at ",
+          existing->path, " for volume ", *owner, " on this node"));
+    }
+  }
   RETURN_IF_ERROR(deps_.records->Save(record));
-  absl::StatusOr<std::optional<MappedDevice>> existing = FindMapping(*mapper, record);
   absl::StatusOr<MappedDevice> device = absl::UnknownError("not mapped");
-  if (existing.ok() && existing->has_value()) {
-    Log()->info("volume {}: reusing existing mapping {} of {}", record.volume_id, (*existing)->path,
+  if (existing) {
+    Log()->info("volume {}: reusing existing mapping {} of {}", record.volume_id, existing->path,
                 record.image.ToString());
-    device = **existing;
+    device = *existing;
   } else {
     device = mapper->Map(map_options);
   }
   if (!device.ok()) {
-    deps_.records->Delete(record.volume_id).IgnoreError();
-    return Annotate(device.status(), absl::StrCat("volume ", record.volume_id, ": mapping ",
-                                                  record.mapper, ":", record.image.ToString()));
+    const absl::Status st = Annotate(device.status(), absl::StrCat("volume ", record.volume_id,
+                                                                   ": mapping ", record.mapper,
+                                                                   ":", record.image.ToString()));
+    if (absl::IsDeadlineExceeded(st)) {
+      // The kernel may still finish the mapping: the record (step "mapping") stays, so that the
+      // next NodeStage or NodeUnstage finds and undoes whatever appears.
+      return Annotate(st, "the volume record is kept so that a retry cleans up");
+    }
+    // Anything else may also have left a mapping behind (rbd failing after the kernel mapped):
+    // undo whatever exists; the record goes only when nothing is left.
+    absl::Status undo = UndoStaging(record, budget);
+    if (!undo.ok()) return Annotate(st, absl::StrCat("and cleaning up failed: ", undo.message()));
+    return st;
   }
   record.device = *device;
   record.step = StageStep::kMapped;
@@ -202,7 +254,7 @@ absl::Status NodeOps::StageNew(VolumeRecord& record, const MapOptions& map_optio
                 record.device.major, record.device.minor, record.staging_path);
     return absl::OkStatus();
   }
-  absl::Status undo = UndoStaging(record);
+  absl::Status undo = UndoStaging(record, budget);
   if (!undo.ok()) {
     return Annotate(st, absl::StrCat("and undoing the partial stage also failed (", undo.message(),
                                      "); NodeUnstageVolume will finish it"));
@@ -236,31 +288,40 @@ absl::Status NodeOps::MountStaged(const VolumeRecord& record) {
   return deps_.mounter->Mount(dev, record.staging_path, fs, MountOptions(record));
 }
 
-absl::Status NodeOps::UnmountAll(const std::string& path, VolumeRecord& record) {
-  std::chrono::steady_clock::time_point since;
-  for (int attempt = 0;; ++attempt) {
+absl::Status NodeOps::UnmountAll(const std::string& path, VolumeRecord& record,
+                                 BusyBudget& budget) {
+  for (int round = 0; round < kMaxUnmounts; ++round) {
     ASSIGN_OR_RETURN(std::vector<MountInfo> table, deps_.mounter->List());
     std::vector<MountInfo> at = MountsAt(table, path);
     if (at.empty()) return absl::OkStatus();
     const MountInfo& top = at.back();
-    if (record.has_device() && !SameDevice(top, record.device)) {
+    if (!record.has_device() || !SameDevice(top, record.device)) {
       return absl::FailedPreconditionError(absl::StrCat(
           "volume ", record.volume_id, ": ", path, " has a mount of device ", top.major, ":",
-          top.minor, " (", top.source, ") on top, not this volume's ", record.device.path, " (",
-          record.device.major, ":", record.device.minor, "); refusing to unmount it"));
+          top.minor, " (", top.source, ") on top, not this volume's ",
+          record.has_device() ? record.device.path : "(not yet mapped) device",
+          "; refusing to unmount it"));
     }
     absl::Status st = deps_.mounter->Unmount(path);
-    if (st.ok() || absl::IsNotFound(st)) continue;
+    if (st.ok()) continue;
+    if (absl::IsNotFound(st)) {
+      // Listed but not reachable: e.g. something was mounted over a parent directory.
+      return absl::FailedPreconditionError(absl::StrCat(
+          "volume ", record.volume_id, ": the mount table lists ", path,
+          " but it cannot be unmounted through that path (is a parent directory mounted over?)"));
+    }
     if (!IsBusy(st)) return st;
-    if (attempt == 0) since = std::chrono::steady_clock::now();
-    RETURN_IF_ERROR(deps_.busy->OnBusy(record, BusyStage::kUnmount, st, attempt, since));
+    const int attempt = budget.Next();
+    RETURN_IF_ERROR(deps_.busy->OnBusy(record, BusyStage::kUnmount, st, attempt, budget.since));
   }
+  return absl::FailedPreconditionError(absl::StrCat("volume ", record.volume_id, ": ", path,
+                                                    " is still mounted after ", kMaxUnmounts,
+                                                    " unmounts; giving up"));
 }
 
-absl::Status NodeOps::UnmapDevice(VolumeRecord& record) {
+absl::Status NodeOps::UnmapDevice(VolumeRecord& record, BusyBudget& budget) {
   ASSIGN_OR_RETURN(Mapper * mapper, MapperFor(record.mapper));
-  std::chrono::steady_clock::time_point since;
-  for (int attempt = 0;; ++attempt) {
+  for (int round = 0; round < kMaxUnmounts; ++round) {
     ASSIGN_OR_RETURN(std::optional<MappedDevice> mapped, FindMapping(*mapper, record));
     if (!mapped) return absl::OkStatus();  // already unmapped (by us earlier, or by hand)
     absl::Status st = mapper->Unmap(*mapped);
@@ -270,20 +331,24 @@ absl::Status NodeOps::UnmapDevice(VolumeRecord& record) {
     }
     if (!IsBusy(st)) return Annotate(st, absl::StrCat("volume ", record.volume_id));
     record.device = *mapped;
-    if (attempt == 0) since = std::chrono::steady_clock::now();
-    RETURN_IF_ERROR(deps_.busy->OnBusy(record, BusyStage::kUnmap, st, attempt, since));
+    const int attempt = budget.Next();
+    RETURN_IF_ERROR(deps_.busy->OnBusy(record, BusyStage::kUnmap, st, attempt, budget.since));
   }
+  return absl::FailedPreconditionError(absl::StrCat("volume ", record.volume_id, ": ",
+                                                    record.device.path, " is still mapped after ",
+                                                    kMaxUnmounts, " attempts; giving up"));
 }
 
-absl::Status NodeOps::UndoStaging(VolumeRecord& record) {
-  if (!record.staging_path.empty()) {
-    RETURN_IF_ERROR(UnmountAll(record.staging_path, record));
+absl::Status NodeOps::UndoStaging(VolumeRecord& record, BusyBudget& budget) {
+  // Nothing is mounted before the device is known, so without one there is nothing to unmount.
+  if (!record.staging_path.empty() && record.has_device()) {
+    RETURN_IF_ERROR(UnmountAll(record.staging_path, record, budget));
   }
   if (record.step != StageStep::kUnmounted) {
     record.step = StageStep::kUnmounted;
     RETURN_IF_ERROR(deps_.records->Save(record));
   }
-  RETURN_IF_ERROR(UnmapDevice(record));
+  RETURN_IF_ERROR(UnmapDevice(record, budget));
   return deps_.records->Delete(record.volume_id);
 }
 
@@ -313,25 +378,52 @@ absl::StatusOr<std::optional<VolumeRecord>> NodeOps::RecordFromMountTable(
                    ") that none of this plugin's mappers knows; not touching it"));
 }
 
+absl::StatusOr<std::optional<VolumeRecord>> NodeOps::RecordFromMappers(
+    const std::string& volume_id) const {
+  const ImageSpec image = ImageFromVolumeId(volume_id, "", "");
+  for (const auto& [name, mapper] : deps_.mappers) {
+    VolumeRecord r;
+    r.volume_id = volume_id;
+    r.mapper = name;
+    r.image = image;
+    r.step = StageStep::kUnmounted;
+    ASSIGN_OR_RETURN(std::optional<MappedDevice> mapped, FindMapping(*mapper, r));
+    if (!mapped) continue;
+    ASSIGN_OR_RETURN(std::optional<std::string> owner, OtherOwner(r, *mapped));
+    if (owner) continue;  // staged for another volume id: not ours to unmap
+    r.device = *mapped;
+    return std::optional<VolumeRecord>(r);
+  }
+  return std::optional<VolumeRecord>();
+}
+
 absl::Status NodeOps::Unstage(const csi::v1::NodeUnstageVolumeRequest& req) {
   RETURN_IF_ERROR(ValidateVolumeId(req.volume_id()));
   RETURN_IF_ERROR(ValidatePath(req.staging_target_path(), "staging_target_path"));
+  const std::string staging = CanonicalPath(req.staging_target_path());
   RETURN_IF_ERROR(deps_.locks->TryLock(req.volume_id()));
   VolumeLockGuard guard(deps_.locks, req.volume_id());
 
   ASSIGN_OR_RETURN(std::optional<VolumeRecord> record, deps_.records->Load(req.volume_id()));
   if (!record) {
-    ASSIGN_OR_RETURN(record, RecordFromMountTable(req.volume_id(), req.staging_target_path()));
+    // DESIGN.md step 2: without a record, what to undo comes from the mount table, then from
+    // the mappers' own lists (mapped but not mounted, e.g. after a lost state directory).
+    ASSIGN_OR_RETURN(record, RecordFromMountTable(req.volume_id(), staging));
+    if (!record) {
+      ASSIGN_OR_RETURN(record, RecordFromMappers(req.volume_id()));
+    }
     if (!record) return absl::OkStatus();  // nothing mounted, nothing mapped: done already
-    Log()->warn("volume {}: no record; found {} mounted at {} from the mount table",
-                req.volume_id(), record->device.path, req.staging_target_path());
+    Log()->warn("volume {}: no record; found {} ({}:{}) of image {} and will undo it",
+                req.volume_id(), record->device.path, record->device.major, record->device.minor,
+                record->image.ToString());
     RETURN_IF_ERROR(deps_.records->Save(*record));
   }
+  BusyBudget budget;
   // The CO's path wins if it differs from the recorded one; both are unmounted.
-  if (record->staging_path != req.staging_target_path()) {
-    RETURN_IF_ERROR(UnmountAll(req.staging_target_path(), *record));
+  if (record->staging_path != staging && record->has_device()) {
+    RETURN_IF_ERROR(UnmountAll(staging, *record, budget));
   }
-  return UndoStaging(*record);
+  return UndoStaging(*record, budget);
 }
 
 }  // namespace rbdcsi

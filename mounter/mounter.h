@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "base/paths.h"  // mount points are compared in CanonicalPath form
 #include "mounter/mountinfo.h"
 
 namespace rbdcsi {

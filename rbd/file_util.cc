@@ -56,28 +56,6 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path) {
   return out;
 }
 
-namespace {
-
-bool RealPath(const std::string& path, std::string& out) {
-  std::unique_ptr<char, decltype(&free)> resolved(realpath(path.c_str(), nullptr), &free);
-  if (resolved == nullptr) return false;
-  out = resolved.get();
-  return true;
-}
-
-}  // namespace
-
-std::string CanonicalPath(const std::string& path) {
-  std::string out;
-  if (RealPath(path, out)) return out;
-  const size_t slash = path.rfind('/');
-  if (slash == std::string::npos || slash + 1 == path.size()) return path;
-  std::string parent;
-  if (!RealPath(Dirname(path), parent)) return path;
-  if (parent == "/") parent.clear();
-  return absl::StrCat(parent, "/", path.substr(slash + 1));
-}
-
 std::string Dirname(std::string_view path) {
   while (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
   const size_t slash = path.rfind('/');

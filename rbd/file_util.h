@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "base/paths.h"
 
 namespace rbdcsi {
 
@@ -21,9 +22,6 @@ absl::Status FsyncDir(const std::string& path);
 // Reads a whole (small) file, e.g. a sysfs attribute. NOT_FOUND when it does not exist.
 absl::StatusOr<std::string> ReadSmallFile(const std::string& path);
 
-// realpath(3) of `path`; when the last component does not exist (e.g. a deleted file), the
-// canonical parent joined with the last component; `path` itself when neither resolves.
-std::string CanonicalPath(const std::string& path);
 
 // The parent directory of `path` ("/a/b" -> "/a", "b" -> ".").
 std::string Dirname(std::string_view path);

@@ -139,6 +139,11 @@ class FakeMapper : public Mapper {
     d.image = options.image;
     mapped_.push_back(d);
     mounter_->AddDevice(d.path, d.major, d.minor);
+    if (!fail_after_mapping_.ok()) {
+      absl::Status st = fail_after_mapping_;
+      fail_after_mapping_ = absl::OkStatus();
+      return st;
+    }
     return d;
   }
 
@@ -165,6 +170,9 @@ class FakeMapper : public Mapper {
   }
 
   void AddImage(const std::string& spec) { images_.insert(spec); }
+  // The next Map maps the image and then reports `status`, like an rbd CLI failing after the
+  // kernel mapped the image.
+  void FailAfterMapping(absl::Status status) { fail_after_mapping_ = std::move(status); }
   std::vector<MappedDevice>& mapped() { return mapped_; }
   const MapOptions& last_options() const { return last_options_; }
 
@@ -176,6 +184,7 @@ class FakeMapper : public Mapper {
   std::set<std::string> images_;
   std::vector<MappedDevice> mapped_;
   MapOptions last_options_;
+  absl::Status fail_after_mapping_;
 };
 
 class FakeFilesystems : public Filesystems {

@@ -351,5 +351,114 @@ TEST_F(NodeOpsTest, PublishOfAVolumeNotStagedHereIsNotFound) {
   EXPECT_THAT(ops_->Publish(pub), StatusIs(absl::StatusCode::kNotFound, HasSubstr("not staged")));
 }
 
+TEST_F(NodeOpsTest, StagedRecordWhoseDeviceIsGoneIsStagedAgain) {
+  auto block = StageRequest();
+  block.mutable_volume_capability()->clear_mount();
+  block.mutable_volume_capability()->mutable_block();
+  ASSERT_THAT(ops_->Stage(block), IsOk());
+  loop_.mapped().clear();  // a reboot: the record survived, the mapping did not
+  krbd_.AddImage("rbd/other");
+  log_.clear();
+  ASSERT_THAT(ops_->Stage(block), IsOk());
+  EXPECT_THAT(log_, ElementsAre("map rbd/img1"));
+  ASSERT_EQ(loop_.mapped().size(), 1u);
+  EXPECT_EQ(records_.Load("rbd/img1").value()->device.path, loop_.mapped()[0].path);
+}
+
+TEST_F(NodeOpsTest, PublishRefusesWhenTheStagingMountIsGone) {
+  ASSERT_THAT(ops_->Stage(StageRequest()), IsOk());
+  mounter_.table().clear();  // unmounted behind the plugin's back
+  csi::v1::NodePublishVolumeRequest pub;
+  pub.set_volume_id("rbd/img1");
+  pub.set_staging_target_path(staging());
+  pub.set_target_path(dir_ / "target");
+  *pub.mutable_volume_capability() = StageRequest().volume_capability();
+  log_.clear();
+  EXPECT_THAT(ops_->Publish(pub), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                           HasSubstr("is not mounted from /dev/fake0")));
+  EXPECT_THAT(log_, IsEmpty());  // nothing was bound into the pod
+}
+
+TEST_F(NodeOpsTest, MapThatTimesOutKeepsTheRecordSoUnstageCleansUp) {
+  script_.Fail("map", absl::DeadlineExceededError("rbd did not finish"));
+  EXPECT_THAT(ops_->Stage(StageRequest()),
+              StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("record is kept")));
+  EXPECT_EQ(RecordStep(), StageStep::kMapping);
+  // The kernel finished the mapping after all.
+  MapOptions late;
+  late.image = {"rbd", "img1"};
+  ASSERT_THAT(loop_.Map(late), IsOk());
+  log_.clear();
+  ASSERT_THAT(ops_->Unstage(UnstageRequest()), IsOk());
+  EXPECT_THAT(log_, ElementsAre("unmap /dev/fake0"));
+  EXPECT_FALSE(HasRecord());
+}
+
+TEST_F(NodeOpsTest, MapThatFailsAfterMappingIsUndone) {
+  loop_.FailAfterMapping(absl::InternalError("rbd printed no device"));
+  EXPECT_THAT(ops_->Stage(StageRequest()),
+              StatusIs(absl::StatusCode::kInternal, HasSubstr("printed no device")));
+  EXPECT_THAT(loop_.mapped(), IsEmpty());
+  EXPECT_FALSE(HasRecord());
+}
+
+TEST_F(NodeOpsTest, UnstageWithoutRecordOrMountStillUnmapsTheImage) {
+  MapOptions map;
+  map.image = {"rbd", "img1"};
+  ASSERT_THAT(loop_.Map(map), IsOk());  // mapped, never mounted, record lost
+  ASSERT_THAT(ops_->Unstage(UnstageRequest()), IsOk());
+  EXPECT_THAT(loop_.mapped(), IsEmpty());
+  EXPECT_FALSE(HasRecord());
+}
+
+TEST_F(NodeOpsTest, AnotherVolumesMappingIsNeitherReusedNorUnmapped) {
+  ASSERT_THAT(ops_->Stage(StageRequest()), IsOk());
+  auto alias = StageRequest();
+  alias.set_volume_id("img1");  // names the same image rbd/img1
+  alias.mutable_volume_context()->clear();
+  alias.set_staging_target_path(dir_ / "other-staging");
+  EXPECT_THAT(ops_->Stage(alias), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                           HasSubstr("already mapped at /dev/fake0 for volume "
+                                                     "rbd/img1")));
+  csi::v1::NodeUnstageVolumeRequest unstage_alias;
+  unstage_alias.set_volume_id("img1");
+  unstage_alias.set_staging_target_path(dir_ / "other-staging");
+  EXPECT_THAT(ops_->Unstage(unstage_alias), IsOk());
+  EXPECT_EQ(loop_.mapped().size(), 1u);  // still rbd/img1's
+  EXPECT_EQ(RecordStep(), StageStep::kStaged);
+}
+
+TEST_F(NodeOpsTest, UnreachableMountFailsInsteadOfSpinning) {
+  ASSERT_THAT(ops_->Stage(StageRequest()), IsOk());
+  script_.Fail("unmount", absl::NotFoundError("not mounted"), 1000);
+  log_.clear();
+  EXPECT_THAT(ops_->Unstage(UnstageRequest()),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("cannot be unmounted")));
+  EXPECT_EQ(log_.size(), 1u);
+}
+
+TEST_F(NodeOpsTest, OneWaitBudgetForTheWholeUnstage) {
+  ASSERT_THAT(ops_->Stage(StageRequest()), IsOk());
+  script_.Fail("unmount", ErrnoToStatus(EBUSY, "unmounting"));
+  script_.Fail("unmap", BusyError("busy"));
+  busy_.set_reaction([](const VolumeRecord&, BusyStage, int) { return absl::OkStatus(); });
+  log_.clear();
+  ASSERT_THAT(ops_->Unstage(UnstageRequest()), IsOk());
+  EXPECT_THAT(log_, ElementsAre("unmount " + staging(), "busy unmount attempt 0",
+                                "unmount " + staging(), "unmap /dev/fake0",
+                                "busy unmap attempt 1", "unmap /dev/fake0"));
+}
+
+TEST_F(NodeOpsTest, PathsAreComparedInTheKernelsForm) {
+  auto req = StageRequest();
+  req.set_staging_target_path(dir_.path() + "//staging/");
+  ASSERT_THAT(ops_->Stage(req), IsOk());
+  EXPECT_EQ(records_.Load("rbd/img1").value()->staging_path, staging());
+  EXPECT_THAT(ops_->Stage(StageRequest()), IsOk());  // the same path, written plainly
+  log_.clear();
+  ASSERT_THAT(ops_->Unstage(UnstageRequest()), IsOk());
+  EXPECT_THAT(log_, ElementsAre("unmount " + staging(), "unmap /dev/fake0"));
+}
+
 }  // namespace
 }  // namespace rbdcsi
