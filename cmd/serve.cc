@@ -22,6 +22,7 @@
 #include "mounter/filesystem.h"
 #include "mounter/holders.h"
 #include "mounter/mounter.h"
+#include "mounter/ns_unmount.h"
 #include "mounter/procfs.h"
 #include "rbd/key_file.h"
 #include "rbd/krbd_mapper.h"
@@ -59,11 +60,12 @@ struct Runtime {
         records(flags.state_dir + "/volumes"),
         procfs(NewRealProcFs()),
         scanner(*procfs),
+        ns_unmounter(NewRealNamespaceUnmounter()),
         busy(
             HolderBusyConfig{
                 std::chrono::milliseconds(static_cast<int64_t>(flags.unstage_wait_seconds * 1000)),
                 {flags.reclaim_stale_mounts.begin(), flags.reclaim_stale_mounts.end()}},
-            &scanner, runner.get()) {}
+            &scanner, ns_unmounter.get()) {}
 
   std::unique_ptr<CommandRunner> runner;
   std::unique_ptr<Mounter> mounter;
@@ -76,6 +78,7 @@ struct Runtime {
   VolumeLocks controller_locks;  // controller operations, by image
   std::unique_ptr<ProcFs> procfs;
   HolderScanner scanner;
+  std::unique_ptr<NamespaceUnmounter> ns_unmounter;
   HolderBusyHandler busy;
 };
 

@@ -1,5 +1,8 @@
 #include "driver/holder_busy_handler.h"
 
+#include <algorithm>
+#include <string>
+
 #include "absl/strings/str_cat.h"
 #include "base/logging.h"
 #include "base/status.h"
@@ -16,6 +19,31 @@ const auto& Log() {
 
 long long Millis(std::chrono::steady_clock::duration d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
+
+// The mount the refused unmount was about is the host's own staging mount: it is no holder (it
+// would make every report "held", and as the scanner marks it pending, a wait for nothing).
+// Holder::mount_id and record.staging_mount_id are both the old, mountinfo-style ids, which are
+// unique system-wide while a mount lives; a record without one falls back to the path.
+void DropStagingMount(const VolumeRecord& record, HolderReport& report) {
+  auto is_staging = [&record](const Holder& h) {
+    if (h.kind != HolderKind::kMount || !h.host_namespace) return false;
+    return record.staging_mount_id != 0 ? h.mount_id == record.staging_mount_id
+                                        : h.mount_point == record.staging_path;
+  };
+  report.holders.erase(std::remove_if(report.holders.begin(), report.holders.end(), is_staging),
+                       report.holders.end());
+}
+
+// Who, for the log: "pid 42 (sleep)", with the thread and container when there are.
+std::string Who(const Holder& h) {
+  std::string who = absl::StrCat("pid ", h.pid, " (", h.comm, ")");
+  if (h.tid != 0) absl::StrAppend(&who, ", thread ", h.tid);
+  if (!h.container.container_id.empty()) {
+    absl::StrAppend(&who, ", container ", h.container.container_id.substr(0, 12));
+  }
+  if (!h.container.pod_uid.empty()) absl::StrAppend(&who, ", pod ", h.container.pod_uid);
+  return who;
 }
 
 }  // namespace
@@ -35,23 +63,22 @@ absl::Status HolderBusyHandler::Reclaim(const VolumeRecord& record, const Holder
         config_.reclaim_commands.count(h.comm) == 0) {
       continue;
     }
-    // setns() into another mount namespace is refused to a multi-threaded process, so the
-    // unmount runs in a child that enters the holder's namespace.
-    std::vector<std::string> argv = {"nsenter", "--target", std::to_string(h.pid), "--mount",
-                                     "--",      "umount",   h.mount_point};
-    absl::StatusOr<CommandResult> result = runner_->Run(argv);
-    if (result.ok() && result->exit_code == 0) {
+    const absl::Status st =
+        unmounter_->Unmount(h.pid, h.tid, h.mount_namespace, h.mount_id, h.mount_point);
+    if (st.ok()) {
       ++done;
       ++reclaims_;
       Log()->warn(
-          "volume {}: reclaimed stale mount {} of {} in mount namespace {} of pid {} ({}): "
+          "volume {}: reclaimed stale mount {} (mount id {}) of {} in mount namespace {} of {}: "
           "--reclaim-stale-mounts allows {}",
-          record.volume_id, h.mount_point, record.device.path, h.mount_namespace, h.pid, h.comm,
-          h.comm);
+          record.volume_id, h.mount_point, h.mount_id, record.device.path, h.mount_namespace,
+          Who(h), h.comm);
     } else {
-      Log()->warn("volume {}: reclaiming {} in mount namespace {} of pid {} ({}) failed: {}",
-                  record.volume_id, h.mount_point, h.mount_namespace, h.pid, h.comm,
-                  result.ok() ? result->err : std::string(result.status().message()));
+      Log()->warn(
+          "volume {}: reclaiming stale mount {} (mount id {}) of {} in mount namespace {} of {} "
+          "failed: {}",
+          record.volume_id, h.mount_point, h.mount_id, record.device.path, h.mount_namespace,
+          Who(h), std::string(st.message()));
     }
   }
   if (done > 0) return absl::OkStatus();
@@ -62,6 +89,7 @@ absl::Status HolderBusyHandler::OnBusy(const VolumeRecord& record, BusyStage sta
                                        const absl::Status& busy, int attempt,
                                        std::chrono::steady_clock::time_point since) {
   ASSIGN_OR_RETURN(HolderReport report, Scan(record));
+  if (stage == BusyStage::kUnmount) DropStagingMount(record, report);
   Log()->info("volume {}: {} busy (attempt {}): {}", record.volume_id, record.device.path, attempt,
               FormatScanSummary(report));
   if (!report.held()) {
@@ -69,7 +97,10 @@ absl::Status HolderBusyHandler::OnBusy(const VolumeRecord& record, BusyStage sta
     if (attempt < 3) return absl::OkStatus();
     return absl::FailedPreconditionError(absl::StrCat(
         "volume ", record.volume_id, ": ", record.device.path, " stays busy (", busy.message(),
-        ") but no holder was found; the kernel may still be releasing it, retry"));
+        ") but no holder was found; the kernel may still be releasing it, retry",
+        stage == BusyStage::kUnmount
+            ? absl::StrCat(" (the staging path ", record.staging_path, " is still mounted)")
+            : std::string()));
   }
   if (!config_.reclaim_commands.empty() && Reclaim(record, report).ok()) {
     return absl::OkStatus();

@@ -11,9 +11,9 @@
 #include <set>
 #include <string>
 
-#include "base/command.h"
 #include "driver/busy_handler.h"
 #include "mounter/holders.h"
+#include "mounter/ns_unmount.h"
 
 namespace rbdcsi {
 
@@ -28,9 +28,9 @@ struct HolderBusyConfig {
 // Thread-safe: scans are serialized (the scanner is thread-compatible).
 class HolderBusyHandler : public BusyHandler {
  public:
-  // `runner` runs nsenter for reclaims; both must outlive the handler.
-  HolderBusyHandler(HolderBusyConfig config, HolderScanner* scanner, CommandRunner* runner)
-      : config_(std::move(config)), scanner_(scanner), runner_(runner) {}
+  // `unmounter` performs reclaims; both must outlive the handler.
+  HolderBusyHandler(HolderBusyConfig config, HolderScanner* scanner, NamespaceUnmounter* unmounter)
+      : config_(std::move(config)), scanner_(scanner), unmounter_(unmounter) {}
 
   absl::Status OnBusy(const VolumeRecord& record, BusyStage stage, const absl::Status& busy,
                       int attempt, std::chrono::steady_clock::time_point since) override;
@@ -45,7 +45,7 @@ class HolderBusyHandler : public BusyHandler {
 
   const HolderBusyConfig config_;
   HolderScanner* scanner_;
-  CommandRunner* runner_;
+  NamespaceUnmounter* unmounter_;
   std::mutex scan_mu_;
   std::atomic<int> reclaims_{0};
 };

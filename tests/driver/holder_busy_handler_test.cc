@@ -1,5 +1,6 @@
 // DESIGN.md step 5 against a fake /proc: fail fast for private holders, wait (on a real pidfd)
-// for holders that let go by themselves, reclaim only allowlisted ones.
+// for holders that let go by themselves, reclaim only allowlisted ones (through a fake
+// NamespaceUnmounter), and never count the host's own staging mount as a holder when unmounting it.
 #include "driver/holder_busy_handler.h"
 
 #include <signal.h>
@@ -7,20 +8,21 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "base/status.h"
 #include "gtest/gtest.h"
+#include "tests/mounter/fake_ns_unmount.h"
 #include "tests/mounter/fake_procfs.h"
-#include "tests/support/scripted_command_runner.h"
 #include "tests/support/test_support.h"
 
 namespace rbdcsi {
 namespace {
 
-using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
 constexpr uint64_t kHostNs = 4026531840;
 constexpr uint64_t kPodNs = 4026532871;
+constexpr uint64_t kThreadNs = 4026532999;
 constexpr char kStaging[] = "/var/lib/kubelet/plugins/kubernetes.io/csi/rbd/abc/globalmount";
 
 class HolderBusyHandlerTest : public ::testing::Test {
@@ -49,17 +51,24 @@ class HolderBusyHandlerTest : public ::testing::Test {
   }
 
   HolderBusyHandler Handler(std::chrono::milliseconds budget, std::set<std::string> reclaim = {}) {
-    return HolderBusyHandler({budget, std::move(reclaim)}, &scanner_, &runner_);
+    return HolderBusyHandler({budget, std::move(reclaim)}, &scanner_, &unmounter_);
   }
 
-  absl::Status OnBusy(HolderBusyHandler& handler, int attempt = 0) {
-    return handler.OnBusy(record_, BusyStage::kUnmap, BusyError("(16) Device or resource busy"),
-                          attempt, std::chrono::steady_clock::now());
+  absl::Status OnBusy(HolderBusyHandler& handler, int attempt = 0,
+                      BusyStage stage = BusyStage::kUnmap) {
+    return handler.OnBusy(record_, stage, BusyError("(16) Device or resource busy"), attempt,
+                          std::chrono::steady_clock::now());
+  }
+
+  // The host's own staging mount of the device (mount id 500, peer group 7).
+  void AddHostStagingMount() {
+    fake_.mountinfo[kHostNs] +=
+        absl::StrCat("500 22 250:0 / ", kStaging, " rw,relatime shared:7 - ext4 /dev/rbd3 rw\n");
   }
 
   FakeProcFs fake_;
   HolderScanner scanner_;
-  ScriptedCommandRunner runner_;
+  FakeNamespaceUnmounter unmounter_;
   VolumeRecord record_;
 };
 
@@ -79,7 +88,7 @@ TEST_F(HolderBusyHandlerTest, PrivateHolderFailsAtOnceNamingItAndTheFix) {
   EXPECT_THAT(msg, Not(HasSubstr("waited")));
   // Did not spend its budget: far below 30 s.
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(15));
-  EXPECT_TRUE(runner_.calls().empty());  // no reclaim without an allowlist
+  EXPECT_TRUE(unmounter_.calls().empty());  // no reclaim without an allowlist
 }
 
 // A pending holder (a slave of the staging mount's peer group) is waited for; the wait is
@@ -119,13 +128,34 @@ TEST_F(HolderBusyHandlerTest, NoHolderFoundMeansRetryAFewTimesThenSaySo) {
 
 TEST_F(HolderBusyHandlerTest, AllowlistedHolderIsReclaimedInItsOwnNamespace) {
   AddPodHolder(4242, "node_exporter", "");
-  runner_.Answer(0, "", "");
   HolderBusyHandler handler = Handler(std::chrono::seconds(1), {"node_exporter"});
   EXPECT_THAT(OnBusy(handler), IsOk());
-  ASSERT_EQ(runner_.calls().size(), 1u);
-  EXPECT_THAT(runner_.calls()[0], ElementsAre("nsenter", "--target", "4242", "--mount", "--",
-                                              "umount", std::string("/host") + kStaging));
+  const std::vector<FakeNamespaceUnmounter::Call> calls = unmounter_.calls();
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].pid, 4242);
+  EXPECT_EQ(calls[0].tid, 0);
+  EXPECT_EQ(calls[0].ns_inode, kPodNs);
+  EXPECT_EQ(calls[0].mount_id, 901);
+  EXPECT_EQ(calls[0].mount_point, std::string("/host") + kStaging);
   EXPECT_EQ(handler.reclaims(), 1);
+}
+
+// Only one thread of the process is in the holding namespace: the unmount must go through that
+// thread's namespace, not the process's.
+TEST_F(HolderBusyHandlerTest, ThreadHolderIsReclaimedThroughItsThread) {
+  FakeProcFs::Process& p = fake_.Add(4300, kHostNs);
+  p.comm = "node_exporter";
+  p.threads[4301] = kThreadNs;
+  fake_.mountinfo[kThreadNs] = "700 600 250:0 / /mnt/copy rw - ext4 /dev/rbd3 rw\n";
+  HolderBusyHandler handler = Handler(std::chrono::seconds(1), {"node_exporter"});
+  EXPECT_THAT(OnBusy(handler), IsOk());
+  const std::vector<FakeNamespaceUnmounter::Call> calls = unmounter_.calls();
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].pid, 4300);
+  EXPECT_EQ(calls[0].tid, 4301);
+  EXPECT_EQ(calls[0].ns_inode, kThreadNs);
+  EXPECT_EQ(calls[0].mount_id, 700);
+  EXPECT_EQ(calls[0].mount_point, "/mnt/copy");
 }
 
 TEST_F(HolderBusyHandlerTest, HolderNotOnTheAllowlistIsNotReclaimed) {
@@ -133,16 +163,73 @@ TEST_F(HolderBusyHandlerTest, HolderNotOnTheAllowlistIsNotReclaimed) {
   HolderBusyHandler handler = Handler(std::chrono::seconds(1), {"node_exporter"});
   EXPECT_THAT(OnBusy(handler),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("fluentd")));
-  EXPECT_TRUE(runner_.calls().empty());
+  EXPECT_TRUE(unmounter_.calls().empty());
   EXPECT_EQ(handler.reclaims(), 0);
 }
 
-TEST_F(HolderBusyHandlerTest, FailedReclaimFallsBackToTheReport) {
+TEST_F(HolderBusyHandlerTest, BusyReclaimFallsBackToTheReport) {
   AddPodHolder(4242, "node_exporter", "");
-  runner_.Answer(32, "", "umount: target is busy");
+  unmounter_.Answer(ErrnoToStatus(EBUSY, "cannot unmount /host/x"));
   HolderBusyHandler handler = Handler(std::chrono::seconds(1), {"node_exporter"});
   EXPECT_THAT(OnBusy(handler),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("node_exporter")));
+  EXPECT_EQ(unmounter_.calls().size(), 1u);
+  EXPECT_EQ(handler.reclaims(), 0);
+}
+
+TEST_F(HolderBusyHandlerTest, RefusedReclaimFallsBackToTheReport) {
+  AddPodHolder(4242, "node_exporter", "");
+  unmounter_.Answer(absl::FailedPreconditionError("that task is now in mount namespace 1"));
+  HolderBusyHandler handler = Handler(std::chrono::seconds(1), {"node_exporter"});
+  EXPECT_THAT(OnBusy(handler), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                        HasSubstr("mount namespace 4026532871")));
+  EXPECT_EQ(handler.reclaims(), 0);
+}
+
+// The staging mount whose unmount was refused is not a holder of itself: with nothing else
+// holding, the handler neither waits (it is "pending") nor names it.
+TEST_F(HolderBusyHandlerTest, UnmountStageDoesNotCountTheStagingMountItself) {
+  AddHostStagingMount();
+  record_.staging_mount_id = 500;
+  HolderBusyHandler handler = Handler(std::chrono::seconds(30));
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THAT(OnBusy(handler, 0, BusyStage::kUnmount), IsOk());  // quick retry, no wait
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(15));
+  absl::Status st = OnBusy(handler, 3, BusyStage::kUnmount);
+  EXPECT_THAT(st,
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("no holder was found")));
+  EXPECT_THAT(std::string(st.message()), HasSubstr("is still mounted"));
+  EXPECT_THAT(std::string(st.message()), Not(HasSubstr("waited")));
+}
+
+TEST_F(HolderBusyHandlerTest, UnmountStageDropsOnlyTheStagingMount) {
+  AddHostStagingMount();
+  // Another host mount of the device (e.g. a leftover publish bind mount) still holds it.
+  fake_.mountinfo[kHostNs] += "501 22 250:0 / /var/lib/kubelet/pods/x/volumes/v rw - ext4 x rw\n";
+  record_.staging_mount_id = 500;
+  HolderBusyHandler handler = Handler(std::chrono::milliseconds(100));
+  absl::Status st = OnBusy(handler, 0, BusyStage::kUnmount);
+  EXPECT_THAT(st, StatusIs(absl::StatusCode::kFailedPrecondition,
+                           HasSubstr("/var/lib/kubelet/pods/x/volumes/v")));
+  EXPECT_THAT(std::string(st.message()), Not(HasSubstr(absl::StrCat("at ", kStaging))));
+}
+
+// Records written before the mount id was kept: the staging path identifies the mount.
+TEST_F(HolderBusyHandlerTest, UnmountStageWithoutMountIdMatchesTheStagingPath) {
+  AddHostStagingMount();
+  record_.staging_mount_id = 0;
+  HolderBusyHandler handler = Handler(std::chrono::seconds(30));
+  EXPECT_THAT(OnBusy(handler, 3, BusyStage::kUnmount),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("no holder was found")));
+}
+
+// When unmapping, a host mount of the device is a real holder.
+TEST_F(HolderBusyHandlerTest, UnmapStageStillCountsAHostMount) {
+  AddHostStagingMount();
+  record_.staging_mount_id = 500;
+  HolderBusyHandler handler = Handler(std::chrono::milliseconds(100));
+  EXPECT_THAT(OnBusy(handler, 3, BusyStage::kUnmap),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr(kStaging)));
 }
 
 }  // namespace
