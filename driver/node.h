@@ -83,8 +83,10 @@ class NodeOps {
                                                           const VolumeRecord& record) const;
   absl::StatusOr<std::optional<VolumeRecord>> RecordFromMountTable(const std::string& volume_id,
                                                                    const std::string& path) const;
-  absl::StatusOr<std::optional<VolumeRecord>> RecordFromMappers(
-      const std::string& volume_id) const;
+  // mapper.List(), except that a mapper unusable on this node (FAILED_PRECONDITION, e.g. no rbd
+  // CLI) lists nothing instead of failing the search for a volume's device.
+  absl::StatusOr<std::vector<MappedDevice>> ListUsable(Mapper& mapper) const;
+  absl::StatusOr<std::optional<VolumeRecord>> RecordFromMappers(const std::string& volume_id) const;
 
   const NodeConfig config_;
   const NodeDeps deps_;

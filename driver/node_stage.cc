@@ -63,8 +63,9 @@ ImageSpec NodeOps::ImageFromVolumeId(const std::string& id, const std::string& p
   // Without a context, a volume id "pool/image" or "image" names the image.
   const size_t slash = id.find('/');
   ImageSpec spec;
-  spec.pool = !pool.empty() ? pool : slash == std::string::npos ? config_.default_pool
-                                                                 : id.substr(0, slash);
+  spec.pool = !pool.empty()                ? pool
+              : slash == std::string::npos ? config_.default_pool
+                                           : id.substr(0, slash);
   spec.image = !image.empty() ? image : slash == std::string::npos ? id : id.substr(slash + 1);
   return spec;
 }
@@ -168,17 +169,17 @@ absl::Status NodeOps::CheckStillStaged(const VolumeRecord& record) const {
   if (!mapped || mapped->major != record.device.major || mapped->minor != record.device.minor) {
     return absl::FailedPreconditionError(
         absl::StrCat("volume ", record.volume_id, ": image ", record.image.ToString(),
-                     " is no longer mapped at ", record.device.path, " (", record.device.major,
-                     ":", record.device.minor, ")"));
+                     " is no longer mapped at ", record.device.path, " (", record.device.major, ":",
+                     record.device.minor, ")"));
   }
   if (record.block) return absl::OkStatus();
   ASSIGN_OR_RETURN(std::vector<MountInfo> table, deps_.mounter->List());
   for (const MountInfo& m : MountsAt(table, record.staging_path)) {
     if (SameDevice(m, record.device)) return absl::OkStatus();
   }
-  return absl::FailedPreconditionError(absl::StrCat("volume ", record.volume_id,
-                                                    ": staging path ", record.staging_path,
-                                                    " is not mounted from ", record.device.path));
+  return absl::FailedPreconditionError(absl::StrCat("volume ", record.volume_id, ": staging path ",
+                                                    record.staging_path, " is not mounted from ",
+                                                    record.device.path));
 }
 
 absl::StatusOr<std::optional<std::string>> NodeOps::OtherOwner(const VolumeRecord& record,
@@ -202,8 +203,8 @@ absl::Status NodeOps::StageNew(VolumeRecord& record, const MapOptions& map_optio
     ASSIGN_OR_RETURN(std::optional<std::string> owner, OtherOwner(record, *existing));
     if (owner) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "volume ", record.volume_id, ": image ", record.image.ToString(), " is already mapped at ",
-          existing->path, " for volume ", *owner, " on this node"));
+          "volume ", record.volume_id, ": image ", record.image.ToString(),
+          " is already mapped at ", existing->path, " for volume ", *owner, " on this node"));
     }
   }
   RETURN_IF_ERROR(deps_.records->Save(record));
@@ -216,9 +217,9 @@ absl::Status NodeOps::StageNew(VolumeRecord& record, const MapOptions& map_optio
     device = mapper->Map(map_options);
   }
   if (!device.ok()) {
-    const absl::Status st = Annotate(device.status(), absl::StrCat("volume ", record.volume_id,
-                                                                   ": mapping ", record.mapper,
-                                                                   ":", record.image.ToString()));
+    const absl::Status st =
+        Annotate(device.status(), absl::StrCat("volume ", record.volume_id, ": mapping ",
+                                               record.mapper, ":", record.image.ToString()));
     if (absl::IsDeadlineExceeded(st)) {
       // The kernel may still finish the mapping: the record (step "mapping") stays, so that the
       // next NodeStage or NodeUnstage finds and undoes whatever appears.
@@ -238,8 +239,8 @@ absl::Status NodeOps::StageNew(VolumeRecord& record, const MapOptions& map_optio
     // Remember how the staging mount propagates, for classifying holders at unstage. Without
     // it every copy counts as private, which fails safe; so a failed read is no failure.
     absl::StatusOr<std::vector<MountInfo>> table = deps_.mounter->List();
-    for (const MountInfo& m : table.ok() ? MountsAt(*table, record.staging_path)
-                                         : std::vector<MountInfo>{}) {
+    for (const MountInfo& m :
+         table.ok() ? MountsAt(*table, record.staging_path) : std::vector<MountInfo>{}) {
       if (!SameDevice(m, record.device)) continue;
       record.staging_peer_group = m.shared_peer_group().value_or(0);
       record.staging_mount_id = m.mount_id;
@@ -296,11 +297,11 @@ absl::Status NodeOps::UnmountAll(const std::string& path, VolumeRecord& record,
     if (at.empty()) return absl::OkStatus();
     const MountInfo& top = at.back();
     if (!record.has_device() || !SameDevice(top, record.device)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "volume ", record.volume_id, ": ", path, " has a mount of device ", top.major, ":",
-          top.minor, " (", top.source, ") on top, not this volume's ",
-          record.has_device() ? record.device.path : "(not yet mapped) device",
-          "; refusing to unmount it"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("volume ", record.volume_id, ": ", path, " has a mount of device ",
+                       top.major, ":", top.minor, " (", top.source, ") on top, not this volume's ",
+                       record.has_device() ? record.device.path : "(not yet mapped) device",
+                       "; refusing to unmount it"));
     }
     absl::Status st = deps_.mounter->Unmount(path);
     if (st.ok()) continue;
@@ -359,7 +360,7 @@ absl::StatusOr<std::optional<VolumeRecord>> NodeOps::RecordFromMountTable(
   if (at.empty()) return std::nullopt;
   // Which of our mappers owns the mounted device?
   for (const auto& [name, mapper] : deps_.mappers) {
-    ASSIGN_OR_RETURN(std::vector<MappedDevice> mapped, mapper->List());
+    ASSIGN_OR_RETURN(std::vector<MappedDevice> mapped, ListUsable(*mapper));
     for (const MappedDevice& d : mapped) {
       if (!SameDevice(at.front(), d)) continue;
       VolumeRecord r;
@@ -378,6 +379,17 @@ absl::StatusOr<std::optional<VolumeRecord>> NodeOps::RecordFromMountTable(
                    ") that none of this plugin's mappers knows; not touching it"));
 }
 
+absl::StatusOr<std::vector<MappedDevice>> NodeOps::ListUsable(Mapper& mapper) const {
+  absl::StatusOr<std::vector<MappedDevice>> mapped = mapper.List();
+  if (absl::IsFailedPrecondition(mapped.status())) {
+    // The mapper cannot work on this node (e.g. no rbd CLI): it has mapped nothing here.
+    Log()->debug("mapper {} skipped while looking for a volume's device: {}", mapper.Name(),
+                 mapped.status().message());
+    return std::vector<MappedDevice>();
+  }
+  return mapped;
+}
+
 absl::StatusOr<std::optional<VolumeRecord>> NodeOps::RecordFromMappers(
     const std::string& volume_id) const {
   const ImageSpec image = ImageFromVolumeId(volume_id, "", "");
@@ -387,7 +399,11 @@ absl::StatusOr<std::optional<VolumeRecord>> NodeOps::RecordFromMappers(
     r.mapper = name;
     r.image = image;
     r.step = StageStep::kUnmounted;
-    ASSIGN_OR_RETURN(std::optional<MappedDevice> mapped, FindMapping(*mapper, r));
+    ASSIGN_OR_RETURN(std::vector<MappedDevice> all, ListUsable(*mapper));
+    std::optional<MappedDevice> mapped;
+    for (const MappedDevice& d : all) {
+      if (d.image == image) mapped = d;
+    }
     if (!mapped) continue;
     ASSIGN_OR_RETURN(std::optional<std::string> owner, OtherOwner(r, *mapped));
     if (owner) continue;  // staged for another volume id: not ours to unmap

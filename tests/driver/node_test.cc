@@ -411,6 +411,21 @@ TEST_F(NodeOpsTest, UnstageWithoutRecordOrMountStillUnmapsTheImage) {
   EXPECT_FALSE(HasRecord());
 }
 
+TEST_F(NodeOpsTest, AMapperUnusableHereDoesNotBlockTheSearch) {
+  MapOptions map;
+  map.image = {"rbd", "img1"};
+  ASSERT_THAT(loop_.Map(map), IsOk());
+  // krbd is asked first (mappers are ordered by name) and has no rbd CLI on this node.
+  script_.Fail("list", absl::FailedPreconditionError("program not found: rbd"));
+  ASSERT_THAT(ops_->Unstage(UnstageRequest()), IsOk());
+  EXPECT_THAT(loop_.mapped(), IsEmpty());
+  // Any other listing failure is reported: the plugin cannot be sure nothing is mapped.
+  ASSERT_THAT(loop_.Map(map), IsOk());
+  script_.Fail("list", absl::InternalError("rbd crashed"));
+  EXPECT_THAT(ops_->Unstage(UnstageRequest()),
+              StatusIs(absl::StatusCode::kInternal, HasSubstr("rbd crashed")));
+}
+
 TEST_F(NodeOpsTest, AnotherVolumesMappingIsNeitherReusedNorUnmapped) {
   ASSERT_THAT(ops_->Stage(StageRequest()), IsOk());
   auto alias = StageRequest();
@@ -444,9 +459,9 @@ TEST_F(NodeOpsTest, OneWaitBudgetForTheWholeUnstage) {
   busy_.set_reaction([](const VolumeRecord&, BusyStage, int) { return absl::OkStatus(); });
   log_.clear();
   ASSERT_THAT(ops_->Unstage(UnstageRequest()), IsOk());
-  EXPECT_THAT(log_, ElementsAre("unmount " + staging(), "busy unmount attempt 0",
-                                "unmount " + staging(), "unmap /dev/fake0",
-                                "busy unmap attempt 1", "unmap /dev/fake0"));
+  EXPECT_THAT(log_,
+              ElementsAre("unmount " + staging(), "busy unmount attempt 0", "unmount " + staging(),
+                          "unmap /dev/fake0", "busy unmap attempt 1", "unmap /dev/fake0"));
 }
 
 TEST_F(NodeOpsTest, PathsAreComparedInTheKernelsForm) {
