@@ -20,10 +20,10 @@ struct ServeFlags {
   std::string log_level = "info";
   std::string log_format = "text";
   int grace_seconds = 10;
-  bool no_node = false;             // serve without the Node service (controller-only deployment)
-  bool no_controller = false;       // serve without the Controller service (node-only deployment)
-  std::string default_mapper = "loop";      // for volumes whose context names no mapper
-  std::string rbd_program = "rbd";  // the rbd CLI the krbd mapper runs
+  bool no_node = false;        // serve without the Node service (controller-only deployment)
+  bool no_controller = false;  // serve without the Controller service (node-only deployment)
+  std::string default_mapper = "loop";            // for volumes whose context names no mapper
+  std::string rbd_program = "rbd";                // the rbd CLI the krbd mapper runs
   std::string key_dir = "/run/rbdcsi/keys";       // tmpfs directory for per-call cephx key files
   double unstage_wait_seconds = 5;                // budget for holders that release by themselves
   std::vector<std::string> reclaim_stale_mounts;  // commands whose stale copies may be unmounted

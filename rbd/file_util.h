@@ -22,7 +22,6 @@ absl::Status FsyncDir(const std::string& path);
 // Reads a whole (small) file, e.g. a sysfs attribute. NOT_FOUND when it does not exist.
 absl::StatusOr<std::string> ReadSmallFile(const std::string& path);
 
-
 // The parent directory of `path` ("/a/b" -> "/a", "b" -> ".").
 std::string Dirname(std::string_view path);
 

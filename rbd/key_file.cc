@@ -1,8 +1,8 @@
 #include "rbd/key_file.h"
 
 #include <fcntl.h>
-#include <stdlib.h>
 #include <linux/magic.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>

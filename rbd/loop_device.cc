@@ -206,10 +206,11 @@ absl::Status RealLoopDevices::DetachOnce(const std::string& dev,
         ioctl(fd.get(), LOOP_SET_STATUS64, &info) != 0) {
       // Still busy, so the holders get named; but the detach is now lazy, which must be seen.
       const std::string why = ErrnoToStatus(errno, "clearing autoclear").ToString();
-      Logger("rbd")->error("{}: another process has it open and the autoclear flag that "
-                           "LOOP_CLR_FD set could not be cleared ({}): it will detach when that "
-                           "process closes it",
-                           dev, why);
+      Logger("rbd")->error(
+          "{}: another process has it open and the autoclear flag that "
+          "LOOP_CLR_FD set could not be cleared ({}): it will detach when that "
+          "process closes it",
+          dev, why);
       return BusyError(absl::StrCat(what,
                                     ": another process has it open; it will be detached when that "
                                     "process closes it (the autoclear flag could not be cleared)"));

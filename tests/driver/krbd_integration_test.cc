@@ -8,9 +8,12 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "base/hash.h"
 #include "gtest/gtest.h"
 #include "tests/support/plugin.h"
 #include "tests/support/test_support.h"
@@ -23,6 +26,9 @@ using ::testing::IsEmpty;
 using ::testing::Not;
 
 constexpr char kKey[] = "AQBkrbdTestKeyThatMustNeverLeak000000000==";
+
+// What tests/rbd/fake_rbd records of the key file it read: StableHash64 of it, in hex.
+std::string KeyHash() { return absl::StrCat(absl::Hex(StableHash64(kKey), absl::kZeroPad16)); }
 
 class KrbdIntegrationTest : public ::testing::Test {
  protected:
@@ -98,7 +104,18 @@ TEST_F(KrbdIntegrationTest, StagesThroughTheRbdCliWithTheKeyOnlyInAKeyfile) {
   EXPECT_THAT(calls, HasSubstr("device map rbd/img1"));
   EXPECT_THAT(calls, HasSubstr("device unmap"));
   EXPECT_THAT(calls, Not(HasSubstr(kKey)));  // every logged argv
-  EXPECT_THAT(calls, HasSubstr("\"keyfile_valid\":true"));
+  // rbd read exactly the key, from a 0600 file in a fresh directory under --key-dir.
+  int maps = 0;
+  for (absl::string_view line : absl::StrSplit(calls, '\n', absl::SkipEmpty())) {
+    const nlohmann::json call = nlohmann::json::parse(line.begin(), line.end());
+    if (call["argv"].size() < 2 || call["argv"][1] != "map") continue;
+    ++maps;
+    EXPECT_EQ(call["keyfile_valid"], true) << call.dump();
+    EXPECT_EQ(call["keyfile_hash"], KeyHash()) << call.dump();
+    EXPECT_THAT(call["keyfile"].get<std::string>(),
+                ::testing::StartsWith(dir_ / "keys/rbdcsi-key-"));
+  }
+  EXPECT_EQ(maps, 1);
   // The per-call key directories are gone.
   EXPECT_TRUE(std::filesystem::is_empty(dir_ / "keys"));
   EXPECT_THAT(ReadFileOrEmpty(plugin_->state_dir() + "/volumes/0001-krbd-img1.json"), IsEmpty());
@@ -108,6 +125,9 @@ TEST_F(KrbdIntegrationTest, RbdsOwnBusyAnswerBecomesANamedHolderAndTheRetryUnmap
   ASSERT_TRUE(Stage().ok());
   std::vector<std::string> devices = LoopDevicesBackedUnder(dir_.path());
   ASSERT_EQ(devices.size(), 1u);
+  const std::string backing = LoopAttribute(devices[0], "backing_file");
+  std::error_code ec;
+  ASSERT_EQ(backing, std::filesystem::weakly_canonical(rbd_dir() + "/rbd/img1", ec).string());
   // A reader of the raw device: invisible to mount tables, fatal to `rbd unmap`.
   TempDir holder_dir("krbd-holder");
   ChildProcess holder({"sh", "-c", "exec 3<" + devices[0] + "; exec sleep 1000"},
@@ -124,10 +144,19 @@ TEST_F(KrbdIntegrationTest, RbdsOwnBusyAnswerBecomesANamedHolderAndTheRetryUnmap
   EXPECT_THAT(st.error_message(), HasSubstr("pid " + std::to_string(holder.pid())));
   EXPECT_THAT(st.error_message(), HasSubstr("sleep"));
   EXPECT_THAT(ReadFileOrEmpty(rbd_dir() + "/calls.log"), HasSubstr("\"exit_code\":16"));
+  // Not detached lazily: with autoclear set the device would stay listed exactly as long as the
+  // holder keeps it open and go when it lets go, so the retry below would pass anyway.
+  EXPECT_EQ(LoopDevicesBackedUnder(dir_.path()), devices);
+  EXPECT_EQ(LoopAttribute(devices[0], "autoclear"), "0");
 
   holder.Signal(SIGKILL);
-  holder.Wait(std::chrono::seconds(10));
+  ASSERT_TRUE(holder.Wait(std::chrono::seconds(10)).has_value());
   std::filesystem::remove_all(staging());
+  // The holder is gone, which is when a lazy detach would happen: the device must still be
+  // attached to this test's image, so that it is the retry that unmaps it.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(LoopAttribute(devices[0], "backing_file"), backing) << "detached on the last close";
+  EXPECT_EQ(LoopAttribute(devices[0], "autoclear"), "0");
   st = Unstage();
   ASSERT_TRUE(st.ok()) << st.error_message();
   EXPECT_THAT(LoopDevicesBackedUnder(dir_.path()), IsEmpty());

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "gtest/gtest.h"
 #include "tests/support/plugin.h"
 #include "tests/support/test_support.h"
@@ -195,7 +196,10 @@ TEST_F(NodeLifecycleTest, EveryRpcRepeatedTenTimesGivesTheSameAnswer) {
   EXPECT_EQ(LoopDevicesBackedUnder(dir_.path()).size(), 1u);
   EXPECT_EQ(MountsUnder(dir_.path()).size(), 2u);  // staging + one publish
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(Unpublish(vol.volume_id()).ok()) << i;
-  for (int i = 0; i < 10; ++i) ASSERT_TRUE(Unstage(vol.volume_id()).ok()) << i;
+  for (int i = 0; i < 10; ++i) {
+    grpc::Status st = Unstage(vol.volume_id());
+    ASSERT_TRUE(st.ok()) << i << ": " << st.error_message();
+  }
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(Delete(vol.volume_id()).ok()) << i;
 }
 
@@ -235,6 +239,8 @@ TEST_F(NodeLifecycleTest, LeakScenarioRetryUnmapsAfterTheStagingPathIsGone) {
   ASSERT_TRUE(Stage(vol, Cap("ext4")).ok());
   std::vector<std::string> devices = LoopDevicesBackedUnder(dir_.path());
   ASSERT_EQ(devices.size(), 1u);
+  const std::string backing = LoopAttribute(devices[0], "backing_file");
+  ASSERT_TRUE(absl::StartsWith(backing, dir_.path() + "/")) << backing;
   int holder = open(devices[0].c_str(), O_RDONLY | O_CLOEXEC);  // like a stray reader
   ASSERT_GE(holder, 0);
 
@@ -243,10 +249,18 @@ TEST_F(NodeLifecycleTest, LeakScenarioRetryUnmapsAfterTheStagingPathIsGone) {
   EXPECT_THAT(st.error_message(), HasSubstr("is still in use and was not unmapped"));
   EXPECT_THAT(st.error_message(), HasSubstr(devices[0]));
   EXPECT_THAT(MountsUnder(dir_.path()), IsEmpty());
-  EXPECT_EQ(LoopDevicesBackedUnder(dir_.path()), devices);  // not detached lazily
+  // Not detached lazily: a device with autoclear set stays listed exactly as long as the
+  // holder's descriptor is open, so the listing alone proves nothing; the flag must be clear.
+  EXPECT_EQ(LoopDevicesBackedUnder(dir_.path()), devices);
+  EXPECT_EQ(LoopAttribute(devices[0], "autoclear"), "0");
 
   std::filesystem::remove_all(staging());
   close(holder);
+  // The holder is gone: a lazy detach would have happened now. The device must still be there,
+  // backed by this test's file, for the retry to unmap.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(LoopAttribute(devices[0], "backing_file"), backing) << "detached on the last close";
+  EXPECT_EQ(LoopAttribute(devices[0], "autoclear"), "0");
   st = Unstage(vol.volume_id());
   ASSERT_TRUE(st.ok()) << st.error_message();
   EXPECT_THAT(LoopDevicesBackedUnder(dir_.path()), IsEmpty());

@@ -104,6 +104,10 @@ TEST_F(HoldersIntegrationTest, BusySlaveCopyFailsTheHostUnmountAndNamesTheProces
   ChildProcess& holder = Start({"unshare", "--mount", "--propagation", "slave", "sh", "-c",
                                 absl::StrCat("cd ", staging_, " && exec sleep 1000")});
   ASSERT_TRUE(InOwnNamespace(holder.pid()));
+  // Until the shell has changed directory the copy is not busy and the host unmount succeeds.
+  ASSERT_TRUE(WaitFor(
+      [&] { return ReadFileOrEmpty(absl::StrCat("/proc/", holder.pid(), "/comm")) == "sleep\n"; },
+      milliseconds(5000)));
   ASSERT_TRUE(WaitFor([&] { return ::umount2(staging_.c_str(), 0) != 0 && errno == EBUSY; },
                       milliseconds(5000)))
       << "the kernel refuses the host unmount while a propagated copy is in use";

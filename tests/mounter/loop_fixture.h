@@ -2,9 +2,11 @@
 // file in a temp dir), a kubelet-like shared directory to stage it in, and holder processes.
 //
 // Safety: the test binary moves itself into a private mount namespace before main(), so its
-// mounts never reach the host even if it crashes; TearDown still kills every child, unmounts
-// what the test mounted and detaches the loop device it attached (and only that one). Children
-// run under `setpriv --pdeathsig KILL` so they die with the test.
+// mounts never reach the host even if it crashes; TearDown kills every child, unmounts what the
+// test mounted and detaches the loop device it attached (and only while that device is still
+// attached to the fixture's image). Whatever it cannot release normally is a leak it reports
+// (EXPECT) before its last resort (lazy unmount; a still-open device is left with autoclear).
+// Children get SIGKILL as their parent-death signal (ChildProcess), so they die with the test.
 #ifndef RBDCSI_TESTS_MOUNTER_LOOP_FIXTURE_H_
 #define RBDCSI_TESTS_MOUNTER_LOOP_FIXTURE_H_
 
@@ -15,7 +17,10 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,8 +29,10 @@
 #include "absl/strings/strip.h"
 #include "base/command.h"
 #include "base/fd.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "mounter/holders.h"
+#include "mounter/holders_format.h"
 #include "mounter/mounter.h"
 #include "mounter/mountinfo.h"
 #include "tests/support/test_support.h"
@@ -78,20 +85,41 @@ class LoopDeviceTest : public ::testing::Test {
 
   void TearDown() override {
     children_.clear();  // SIGKILL and reap every holder first.
+    // Normal unmounts: what stays busy is a leak, reported here.
+    std::vector<std::string> busy;
     for (auto it = mounts_.rbegin(); it != mounts_.rend(); ++it) {
       // Busy only while a killed holder's namespace is still being torn down.
-      WaitFor([&] { return ::umount2(it->c_str(), 0) == 0 || errno == EINVAL || errno == ENOENT; },
-              std::chrono::seconds(5));
-      ::umount2(it->c_str(), MNT_DETACH);  // Last resort for cleanup only; EINVAL if gone.
-    }
-    if (!device_.empty()) {
-      EXPECT_TRUE(WaitFor(
+      int err = 0;
+      const bool unmounted = WaitFor(
           [&] {
-            return Run({"losetup", "-d", device_}).exit_code == 0;
+            err = ::umount2(it->c_str(), 0) == 0 ? 0 : errno;
+            return err == 0 || err == EINVAL || err == ENOENT;  // EINVAL: not mounted (any more)
           },
-          std::chrono::seconds(10)))
-          << "could not detach " << device_;
+          std::chrono::seconds(5));
+      EXPECT_TRUE(unmounted) << *it << " is still mounted: " << std::strerror(err);
+      if (!unmounted) busy.push_back(*it);
     }
+    EXPECT_THAT(MountsUnder(dir_.path()), ::testing::IsEmpty()) << "the test left mounts behind";
+    for (const std::string& target : busy) {
+      ::umount2(target.c_str(), MNT_DETACH);  // Last resort, after the leak was reported.
+    }
+    if (device_.empty()) return;
+    // Nothing may hold the device any more, in any namespace: no mount, no open descriptor.
+    std::string holders;
+    EXPECT_TRUE(WaitFor(
+        [&] {
+          holders = DescribeAllHolders();
+          return holders.empty() && DeviceFree();
+        },
+        std::chrono::seconds(10)))
+        << device_ << " is still held: " << holders;
+    // Only the fixture's own device: the number may have been detached and re-used meanwhile.
+    std::error_code ec;
+    EXPECT_EQ(LoopAttribute(device_, "backing_file"),
+              std::filesystem::weakly_canonical(image_, ec).string())
+        << device_ << " is no longer attached to the fixture's image";
+    // If it is still open somewhere (reported above) the kernel only sets autoclear.
+    EXPECT_TRUE(DetachLoopDeviceBackedBy(device_, image_)) << "could not detach " << device_;
   }
 
   CommandResult Run(const std::vector<std::string>& argv) {
@@ -117,11 +145,9 @@ class LoopDeviceTest : public ::testing::Test {
     return *at.back().shared_peer_group();
   }
 
-  // Starts a holder that dies with the test.
+  // Starts a holder that dies with the test (ChildProcess's parent-death signal).
   ChildProcess& Start(const std::vector<std::string>& argv) {
-    std::vector<std::string> full = {"setpriv", "--pdeathsig", "KILL", "--"};
-    full.insert(full.end(), argv.begin(), argv.end());
-    children_.push_back(std::make_unique<ChildProcess>(full, dir_.path()));
+    children_.push_back(std::make_unique<ChildProcess>(argv, dir_.path()));
     return *children_.back();
   }
 
@@ -140,6 +166,17 @@ class LoopDeviceTest : public ::testing::Test {
   bool DeviceFree() {
     UniqueFd fd(::open(device_.c_str(), O_RDONLY | O_EXCL | O_CLOEXEC));
     return fd.valid();
+  }
+
+  // Every holder of the device a scan finds, described; "" when there is none (or the scan
+  // failed, which DeviceFree() still catches for mounts).
+  std::string DescribeAllHolders() {
+    HolderScanner scanner(*procfs_);
+    absl::StatusOr<HolderReport> report = scanner.Scan(major_, minor_, {});
+    std::string out;
+    if (!report.ok()) return out;
+    for (const Holder& h : report->holders) absl::StrAppend(&out, DescribeHolder(h), "; ");
+    return out;
   }
 
   HolderReport Scan(const ScanOptions& options = {}) {

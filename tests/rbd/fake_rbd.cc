@@ -7,7 +7,9 @@
 //
 // State lives in $RBDCSI_FAKE_RBD_DIR: images are the files <dir>/<pool>/<image>, mappings are in
 // <dir>/devices.json, and every invocation appends one JSON line to <dir>/calls.log with its own
-// /proc/self/cmdline and whether the key file was valid (exists, regular, mode 0600, not empty).
+// /proc/self/cmdline and, for `map`, the key file's path ("keyfile"), whether it was valid
+// (exists, regular, mode 0600, not empty) and StableHash64 of its content in 16 hex digits
+// ("keyfile_hash"; null when unreadable), so tests can check which key rbd got without logging it.
 // Output and exit codes follow krbd's (`rbd` exits with the positive errno).
 // $RBDCSI_FAKE_RBD_MAP_ERRNO=N makes `map` fail like the kernel returned -N (e.g. 110).
 // A file <dir>/map_delay_ms holding N makes `map` take N ms longer, like a slow cluster.
@@ -31,6 +33,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "base/fd.h"
+#include "base/hash.h"
 #include "base/status.h"
 #include "rbd/file_util.h"
 #include "rbd/loop_device.h"
@@ -102,6 +105,12 @@ bool FakeRbd::CheckKeyFile(const std::string& path) {
   bool valid = stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
                (st.st_mode & 07777) == 0600 && st.st_size > 0;
   call_["keyfile_valid"] = valid;
+  // What rbd would read as the key; only its hash is logged, never the key itself.
+  absl::StatusOr<std::string> key = ReadSmallFile(path);
+  call_["keyfile_hash"] = nullptr;
+  if (key.ok()) {
+    call_["keyfile_hash"] = absl::StrCat(absl::Hex(StableHash64(*key), absl::kZeroPad16));
+  }
   return valid;
 }
 
@@ -184,6 +193,7 @@ int FakeRbd::Map(const std::vector<std::string>& args) {
   struct stat st;
   if (stat(keyfile.c_str(), &st) != 0) {
     call_["keyfile_valid"] = false;
+    call_["keyfile_hash"] = nullptr;
     std::cerr << "rbd: failed to get secret" << std::endl;
     return Fail("map", kEnoent);
   }

@@ -1,17 +1,14 @@
 #include "tests/support/plugin.h"
 
-#include <fcntl.h>
-#include <linux/loop.h>
 #include <signal.h>
-#include <sys/ioctl.h>
 #include <sys/mount.h>
-#include <unistd.h>
 
+#include <cerrno>
 #include <filesystem>
+#include <iostream>
+#include <thread>
 
 #include "absl/strings/match.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 
 namespace rbdcsi {
 
@@ -51,40 +48,28 @@ int Plugin::Stop() {
   return code ? *code : -1;
 }
 
-std::vector<std::string> LoopDevicesBackedUnder(const std::string& dir) {
-  std::vector<std::string> out;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator("/sys/block", ec)) {
-    const std::string name = entry.path().filename().string();
-    if (!absl::StartsWith(name, "loop")) continue;
-    std::string backing = ReadFileOrEmpty(entry.path().string() + "/loop/backing_file");
-    if (absl::StartsWith(backing, dir + "/")) out.push_back("/dev/" + name);
-  }
-  return out;
-}
-
-std::vector<std::string> MountsUnder(const std::string& dir) {
-  std::vector<std::string> out;
-  for (absl::string_view line : absl::StrSplit(ReadFileOrEmpty("/proc/self/mountinfo"), '\n')) {
-    std::vector<absl::string_view> fields = absl::StrSplit(line, ' ');
-    if (fields.size() > 4 && absl::StartsWith(fields[4], dir + "/")) {
-      out.emplace_back(fields[4]);
-    }
-  }
-  return out;
-}
-
 void CleanUpUnder(const std::string& dir) {
+  // Normal unmounts first; lazy ones only for what stays busy (a leak the test has reported).
   for (int i = 0; i < 10; ++i) {
     std::vector<std::string> mounts = MountsUnder(dir);
     if (mounts.empty()) break;
-    for (auto it = mounts.rbegin(); it != mounts.rend(); ++it) umount2(it->c_str(), MNT_DETACH);
+    for (auto it = mounts.rbegin(); it != mounts.rend(); ++it) {
+      if (umount2(it->c_str(), 0) == 0) {
+        std::cerr << "CleanUpUnder: unmounted leaked " << *it << std::endl;
+      } else if (errno == EBUSY && i >= 5) {
+        std::cerr << "CleanUpUnder: " << *it << " is busy, unmounting it lazily" << std::endl;
+        umount2(it->c_str(), MNT_DETACH);
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   for (const std::string& dev : LoopDevicesBackedUnder(dir)) {
-    int fd = open(dev.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    ioctl(fd, LOOP_CLR_FD, 0);
-    close(fd);
+    const std::string backing = LoopAttribute(dev, "backing_file");
+    if (!absl::StartsWith(backing, dir + "/")) continue;  // detached or re-used meanwhile
+    const bool detached = DetachLoopDeviceBackedBy(dev, backing);
+    std::cerr << "CleanUpUnder: " << dev << " (" << backing << ") leaked; "
+              << (detached ? "detached" : "still open elsewhere, left to detach on last close")
+              << std::endl;
   }
 }
 

@@ -45,11 +45,11 @@ class Plugin {
   std::unique_ptr<csi::v1::Controller::Stub> controller_;
 };
 
-// Loop devices whose backing file lies under `dir` (from /sys/block/loop*/loop/backing_file).
-std::vector<std::string> LoopDevicesBackedUnder(const std::string& dir);
-// Mount points (in this namespace) under `dir`.
-std::vector<std::string> MountsUnder(const std::string& dir);
-// Detaches and unmounts whatever the test left under `dir`, so a failing test leaks nothing.
+// The last resort after a test's own EXPECTs (LoopDevicesBackedUnder / MountsUnder in
+// test_support.h, which report a leak): unmounts what is still mounted under `dir` (normally,
+// and lazily only if that fails) and detaches the loop devices whose backing file lies under
+// `dir`, each only while it is still attached to that same file (DetachLoopDeviceBackedBy). A
+// device still held open stays attached with autoclear set. Says on stderr what it had to do.
 void CleanUpUnder(const std::string& dir);
 
 }  // namespace rbdcsi

@@ -1,16 +1,25 @@
 #include "tests/support/test_support.h"
 
 #include <fcntl.h>
+#include <linux/loop.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 
 extern char** environ;
 
@@ -28,26 +37,92 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
+namespace {
+
+// The executable `name` names, looked up in $PATH like execvp does; "" when there is none.
+std::string FindProgram(const std::string& name) {
+  if (name.empty() || name.find('/') != std::string::npos) return name;
+  const char* env = std::getenv("PATH");
+  const std::string path = env != nullptr ? env : "/usr/local/bin:/usr/bin:/bin";
+  for (absl::string_view dir : absl::StrSplit(path, ':')) {
+    const std::string candidate = (dir.empty() ? std::string(".") : std::string(dir)) + "/" + name;
+    struct stat st;
+    if (stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        access(candidate.c_str(), X_OK) == 0) {
+      return candidate;
+    }
+  }
+  return "";
+}
+
+// In the child between fork and exec: async-signal-safe calls only (the test has threads).
+[[noreturn]] void ChildFail(int status_fd, int err) {
+  while (write(status_fd, &err, sizeof err) < 0 && errno == EINTR) {
+  }
+  _exit(127);
+}
+
+void ChildRedirect(int status_fd, int target, const char* path, int flags) {
+  const int fd = open(path, flags | O_CLOEXEC, 0644);
+  if (fd < 0) ChildFail(status_fd, errno);
+  if (fd == target) {
+    if (fcntl(fd, F_SETFD, 0) != 0) ChildFail(status_fd, errno);
+    return;
+  }
+  if (dup2(fd, target) < 0) ChildFail(status_fd, errno);  // dup2 clears FD_CLOEXEC
+  close(fd);
+}
+
+}  // namespace
+
 ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::string& output_dir) {
   static int counter = 0;
   const std::string stem = output_dir + "/child" + std::to_string(++counter);
   out_path_ = stem + ".out";
   err_path_ = stem + ".err";
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
-  posix_spawn_file_actions_addopen(&actions, 2, err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
+  if (argv.empty()) return;
+  // Everything the child needs is prepared here: after fork it may not allocate.
+  const std::string program = FindProgram(argv[0]);
+  if (program.empty()) return;
   std::vector<std::string> args = argv;
   std::vector<char*> c_args;
   for (auto& a : args) c_args.push_back(a.data());
   c_args.push_back(nullptr);
-  if (posix_spawnp(&pid_, argv[0].c_str(), &actions, nullptr, c_args.data(), environ) != 0) {
-    pid_ = -1;
+  // The child reports a failure before or in exec on this pipe; a successful exec closes it.
+  int status_pipe[2];
+  if (pipe2(status_pipe, O_CLOEXEC) != 0) return;
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(status_pipe[0]);
+    const int status_fd = status_pipe[1];
+    // posix_spawn cannot set this: SIGKILL when the thread that forked us exits.
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) ChildFail(status_fd, errno);
+    if (getppid() != parent) _exit(127);  // The parent died before prctl took effect.
+    ChildRedirect(status_fd, 0, "/dev/null", O_RDONLY);
+    ChildRedirect(status_fd, 1, out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC);
+    ChildRedirect(status_fd, 2, err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC);
+    execve(program.c_str(), c_args.data(), environ);
+    ChildFail(status_fd, errno);
   }
-  posix_spawn_file_actions_destroy(&actions);
+  close(status_pipe[1]);
+  if (pid < 0) {
+    close(status_pipe[0]);
+    return;
+  }
+  int err = 0;
+  ssize_t n;
+  do {
+    n = read(status_pipe[0], &err, sizeof err);
+  } while (n < 0 && errno == EINTR);
+  close(status_pipe[0]);
+  if (n > 0) {  // exec failed: like posix_spawnp, no child to speak of
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return;
+  }
+  pid_ = pid;
 }
 
 ChildProcess::~ChildProcess() {
@@ -83,6 +158,62 @@ std::string ReadFileOrEmpty(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+std::string LoopAttribute(const std::string& device, const std::string& attribute) {
+  const std::string name = std::filesystem::path(device).filename().string();
+  std::string text = ReadFileOrEmpty("/sys/block/" + name + "/loop/" + attribute);
+  if (!text.empty() && text.back() == '\n') text.pop_back();
+  return text;
+}
+
+std::vector<std::string> LoopDevicesBackedUnder(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/sys/block", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!absl::StartsWith(name, "loop")) continue;
+    std::string backing = ReadFileOrEmpty(entry.path().string() + "/loop/backing_file");
+    if (absl::StartsWith(backing, dir + "/")) out.push_back("/dev/" + name);
+  }
+  return out;
+}
+
+std::vector<std::string> MountsUnder(const std::string& dir) {
+  std::vector<std::string> out;
+  for (absl::string_view line : absl::StrSplit(ReadFileOrEmpty("/proc/self/mountinfo"), '\n')) {
+    std::vector<absl::string_view> fields = absl::StrSplit(line, ' ');
+    if (fields.size() > 4 && absl::StartsWith(fields[4], dir + "/")) {
+      out.emplace_back(fields[4]);
+    }
+  }
+  return out;
+}
+
+bool DetachLoopDeviceBackedBy(const std::string& device, const std::string& backing_file) {
+  std::error_code ec;
+  const std::string canonical = std::filesystem::weakly_canonical(backing_file, ec).string();
+  auto attached_to_ours = [&] {
+    const std::string text = LoopAttribute(device, "backing_file");
+    return !canonical.empty() && (text == canonical || text == canonical + " (deleted)");
+  };
+  if (!attached_to_ours()) return true;
+  const int fd = open(device.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return !attached_to_ours();
+  // Checked on the open descriptor: the number cannot be detached and re-attached to someone
+  // else's file meanwhile without this check seeing the other file.
+  loop_info64 info{};
+  bool ours = ioctl(fd, LOOP_GET_STATUS64, &info) == 0 && attached_to_ours();
+  struct stat file;
+  if (ours && stat(backing_file.c_str(), &file) == 0) {  // gone: the path has to do
+    const dev_t lo_dev = static_cast<dev_t>(info.lo_device);
+    ours = info.lo_inode == file.st_ino && major(lo_dev) == major(file.st_dev) &&
+           minor(lo_dev) == minor(file.st_dev);
+  }
+  if (ours) ioctl(fd, LOOP_CLR_FD, 0);  // With other openers this only sets autoclear.
+  close(fd);                            // Since Linux 6.11 the detach happens on this last close.
+  if (!ours) return !attached_to_ours();
+  return WaitFor([&] { return !attached_to_ours(); }, std::chrono::seconds(2));
 }
 
 std::string ChildProcess::Stdout() const { return ReadFileOrEmpty(out_path_); }

@@ -50,8 +50,18 @@ class TempDir {
   std::string path_;
 };
 
-// A child process started with argv (no shell), stdout/stderr captured to files; killed with
-// SIGKILL and reaped on destruction if still running.
+// A child process started with argv (no shell, argv[0] looked up in $PATH), stdin from /dev/null,
+// stdout/stderr captured to files; killed with SIGKILL and reaped on destruction if still running.
+//
+// The child gets SIGKILL as its parent-death signal, so it cannot outlive a test that crashes or
+// is killed on a timeout. The kernel sends that signal when the *thread* that started the child
+// exits, so start children that must live longer than a helper thread from the test's own
+// thread. The signal is not inherited by the child's own children (`sh -c '... &'`), but it
+// survives exec, so `sh -c '...; exec prog'` and `unshare ... prog` keep it; it is cleared only
+// when a set-user-ID or file-capability program is executed.
+//
+// The constructor returns once the program has been executed (pid() is that program's pid from
+// then on, and /proc/PID/comm names it); pid() is -1 when it could not be started.
 class ChildProcess {
  public:
   explicit ChildProcess(const std::vector<std::string>& argv, const std::string& output_dir);
@@ -79,6 +89,25 @@ class ChildProcess {
 bool WaitFor(const std::function<bool()>& predicate, std::chrono::milliseconds timeout);
 
 std::string ReadFileOrEmpty(const std::string& path);
+
+// /sys/block/loopN/loop/<attribute> ("backing_file", "autoclear", ...) of the loop device
+// `device` (/dev/loopN), without the trailing newline; "" when the device is not attached.
+std::string LoopAttribute(const std::string& device, const std::string& attribute);
+
+// Loop devices whose backing file lies under `dir` (from /sys/block/loop*/loop/backing_file).
+std::vector<std::string> LoopDevicesBackedUnder(const std::string& dir);
+
+// Mount points (in this namespace) under `dir`.
+std::vector<std::string> MountsUnder(const std::string& dir);
+
+// Cleanup only, never a substitute for a test's own checks. Detaches the loop device `device`
+// if, and only if, it is still attached to `backing_file`: the sysfs backing_file must name it
+// and the inode the kernel holds (read on a descriptor kept open across check and detach) must
+// be that file's, so a device number reused for someone else's file is never detached. Returns
+// true when the device is no longer attached to `backing_file` afterwards; false when it stays
+// attached because another process still has it open (the kernel then only sets autoclear: a
+// lazy detach that happens when the last opener closes).
+bool DetachLoopDeviceBackedBy(const std::string& device, const std::string& backing_file);
 
 }  // namespace rbdcsi
 
