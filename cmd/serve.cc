@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_join.h"
 #include "base/command.h"
+#include "base/file_util.h"
 #include "base/logging.h"
 #include "base/version.h"
 #include "driver/busy_handler.h"
@@ -32,14 +33,6 @@
 
 namespace rbdcsi {
 namespace {
-
-absl::Status MakeDirectory(const std::string& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return absl::PermissionDeniedError("creating " + dir + ": " + ec.message());
-  std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
-  return absl::OkStatus();
-}
 
 KrbdMapperOptions KrbdOptions(const ServeFlags& flags) {
   KrbdMapperOptions options;
@@ -95,10 +88,11 @@ int RunServe(ServeFlags flags) {
   }
   auto log = Logger("server");
   for (const std::string& dir : {flags.state_dir, flags.state_dir + "/volumes", flags.data_dir}) {
-    if (absl::Status st = MakeDirectory(dir); !st.ok()) {
+    if (absl::Status st = MakeDirs(dir, 0700); !st.ok()) {
       log->error("{}", st.message());
       return 1;
     }
+    chmod(dir.c_str(), 0700);  // records and images are root's alone, also in an existing dir
   }
 
   if (int stale = KeyFile::RemoveStale(flags.key_dir); stale > 0) {

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/fd.h"
+#include "base/file_util.h"
 #include "base/hash.h"
 #include "base/logging.h"
 #include "base/status.h"
@@ -185,11 +186,7 @@ absl::Status RecordStore::Save(const VolumeRecord& record) const {
     unlink(tmp.c_str());
     return st;
   }
-  UniqueFd dir(open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!dir.valid() || fsync(dir.get()) != 0) {
-    return ErrnoToStatus(errno, absl::StrCat("syncing directory ", dir_));
-  }
-  return absl::OkStatus();
+  return FsyncDir(dir_);
 }
 
 absl::Status RecordStore::Delete(std::string_view volume_id) const {
@@ -197,8 +194,8 @@ absl::Status RecordStore::Delete(std::string_view volume_id) const {
   if (unlink(path.c_str()) != 0 && errno != ENOENT) {
     return ErrnoToStatus(errno, absl::StrCat("removing ", path));
   }
-  UniqueFd dir(open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir.valid()) fsync(dir.get());
+  // The record is gone either way; a failed directory sync only makes that less durable.
+  FsyncDir(dir_).IgnoreError();
   return absl::OkStatus();
 }
 

@@ -146,23 +146,6 @@ absl::StatusOr<std::vector<MountInfo>> ParseMountInfo(std::string_view text) {
   return mounts;
 }
 
-absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return ErrnoToStatus(errno, absl::StrCat("cannot open ", path));
-  std::string content;
-  char buffer[16384];
-  while (true) {
-    const ssize_t n = ::read(fd.get(), buffer, sizeof(buffer));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoToStatus(errno, absl::StrCat("cannot read ", path));
-    }
-    if (n == 0) break;
-    content.append(buffer, static_cast<size_t>(n));
-  }
-  return content;
-}
-
 absl::StatusOr<std::vector<MountInfo>> ReadMountInfo(const std::string& path) {
   ASSIGN_OR_RETURN(const std::string text, ReadWholeFile(path));
   absl::StatusOr<std::vector<MountInfo>> mounts = ParseMountInfo(text);

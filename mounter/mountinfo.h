@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "base/file_util.h"  // ReadWholeFile, for the readers here and their callers
 
 namespace rbdcsi {
 
@@ -53,11 +54,6 @@ absl::StatusOr<MountInfo> ParseMountInfoLine(std::string_view line);
 // Undoes the kernel's octal escaping of mountinfo fields (\040 space, \011 tab, \012 newline,
 // \134 backslash, or any other \ooo). A backslash not followed by three octal digits is kept.
 std::string UnescapeMountField(std::string_view s);
-
-// Reads a file until EOF, without trusting st_size (so it works for /proc files). Errors come
-// from ErrnoToStatus(): NOT_FOUND if the file does not exist (or the process has exited),
-// PERMISSION_DENIED, INVALID_ARGUMENT for a directory, and so on.
-absl::StatusOr<std::string> ReadWholeFile(const std::string& path);
 
 // Reads and parses a mountinfo file, e.g. "/proc/self/mountinfo" or "/proc/1234/mountinfo".
 // Returns the errors of ReadWholeFile() and ParseMountInfo(), prefixed with the path.

@@ -22,7 +22,7 @@
 #include "base/fd.h"
 #include "base/logging.h"
 #include "base/status.h"
-#include "rbd/file_util.h"
+#include "base/file_util.h"
 
 namespace rbdcsi {
 namespace {

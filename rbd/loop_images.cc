@@ -17,7 +17,7 @@
 #include "absl/strings/strip.h"
 #include "base/fd.h"
 #include "base/status.h"
-#include "rbd/file_util.h"
+#include "base/file_util.h"
 
 namespace rbdcsi {
 namespace {

@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status.h"
-#include "rbd/file_util.h"
+#include "base/file_util.h"
 
 namespace rbdcsi {
 

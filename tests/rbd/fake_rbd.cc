@@ -35,7 +35,7 @@
 #include "base/fd.h"
 #include "base/hash.h"
 #include "base/status.h"
-#include "rbd/file_util.h"
+#include "base/file_util.h"
 #include "rbd/loop_device.h"
 
 namespace rbdcsi {

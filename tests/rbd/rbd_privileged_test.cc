@@ -22,7 +22,7 @@
 #include "base/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "rbd/file_util.h"
+#include "base/file_util.h"
 #include "rbd/krbd_mapper.h"
 #include "rbd/loop_device.h"
 #include "rbd/loop_mapper.h"

@@ -1,6 +1,6 @@
 // Small file-system helpers shared by the rbd/ mappers.
-#ifndef RBDCSI_RBD_FILE_UTIL_H_
-#define RBDCSI_RBD_FILE_UTIL_H_
+#ifndef RBDCSI_BASE_FILE_UTIL_H_
+#define RBDCSI_BASE_FILE_UTIL_H_
 
 #include <sys/types.h>
 
@@ -19,7 +19,11 @@ absl::Status MakeDirs(const std::string& path, mode_t mode);
 // fsync()s a directory so that a rename or unlink inside it is durable.
 absl::Status FsyncDir(const std::string& path);
 
-// Reads a whole (small) file, e.g. a sysfs attribute. NOT_FOUND when it does not exist.
+// Reads a whole file until EOF (works for /proc and sysfs files, whose size stat() does not
+// tell). Errors through ErrnoToStatus: NOT_FOUND when it does not exist.
+absl::StatusOr<std::string> ReadWholeFile(const std::string& path);
+
+// ReadWholeFile for what must be small, e.g. a sysfs attribute: INTERNAL past 1 MiB.
 absl::StatusOr<std::string> ReadSmallFile(const std::string& path);
 
 // The parent directory of `path` ("/a/b" -> "/a", "b" -> ".").
@@ -27,4 +31,4 @@ std::string Dirname(std::string_view path);
 
 }  // namespace rbdcsi
 
-#endif  // RBDCSI_RBD_FILE_UTIL_H_
+#endif  // RBDCSI_BASE_FILE_UTIL_H_

@@ -1,4 +1,4 @@
-#include "rbd/file_util.h"
+#include "base/file_util.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <limits>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -38,22 +39,34 @@ absl::Status FsyncDir(const std::string& path) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> ReadSmallFile(const std::string& path) {
+namespace {
+
+absl::StatusOr<std::string> ReadUpTo(const std::string& path, size_t limit) {
   UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return ErrnoToStatus(errno, absl::StrCat("opening ", path));
   std::string out;
-  char buf[4096];
+  char buf[16384];
   for (;;) {
     ssize_t got = read(fd.get(), buf, sizeof(buf));
     if (got < 0 && errno == EINTR) continue;
     if (got < 0) return ErrnoToStatus(errno, absl::StrCat("reading ", path));
     if (got == 0) break;
     out.append(buf, static_cast<size_t>(got));
-    if (out.size() > (1u << 20)) {
-      return absl::InternalError(absl::StrCat("reading ", path, ": file larger than 1 MiB"));
+    if (out.size() > limit) {
+      return absl::InternalError(absl::StrCat("reading ", path, ": larger than ", limit, " bytes"));
     }
   }
   return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
+  return ReadUpTo(path, std::numeric_limits<size_t>::max());
+}
+
+absl::StatusOr<std::string> ReadSmallFile(const std::string& path) {
+  return ReadUpTo(path, 1u << 20);
 }
 
 std::string Dirname(std::string_view path) {
