@@ -365,6 +365,33 @@ TEST_F(NodeOpsTest, StagedRecordWhoseDeviceIsGoneIsStagedAgain) {
   EXPECT_EQ(records_.Load("rbd/img1").value()->device.path, loop_.mapped()[0].path);
 }
 
+TEST_F(NodeOpsTest, VolumeConditionTurnsAbnormalWhenTheMountOrDeviceGoes) {
+  ASSERT_THAT(ops_->Stage(StageRequest()), IsOk());
+  csi::v1::NodeGetVolumeStatsRequest req;
+  req.set_volume_id("rbd/img1");
+  req.set_volume_path(staging());
+  csi::v1::NodeGetVolumeStatsResponse healthy;
+  ASSERT_THAT(ops_->GetVolumeStats(req, &healthy), IsOk());
+  EXPECT_FALSE(healthy.volume_condition().abnormal());
+  EXPECT_EQ(healthy.usage_size(), 2);  // bytes and inodes
+
+  mounter_.table().clear();
+  csi::v1::NodeGetVolumeStatsResponse unmounted;
+  ASSERT_THAT(ops_->GetVolumeStats(req, &unmounted), IsOk());
+  EXPECT_TRUE(unmounted.volume_condition().abnormal());
+  EXPECT_THAT(unmounted.volume_condition().message(), HasSubstr("is not mounted"));
+
+  loop_.mapped().clear();
+  csi::v1::NodeGetVolumeStatsResponse unmapped;
+  ASSERT_THAT(ops_->GetVolumeStats(req, &unmapped), IsOk());
+  EXPECT_TRUE(unmapped.volume_condition().abnormal());
+  EXPECT_THAT(unmapped.volume_condition().message(), HasSubstr("no longer mapped"));
+
+  req.set_volume_path("some/path");
+  EXPECT_THAT(ops_->GetVolumeStats(req, &unmapped),
+              StatusIs(absl::StatusCode::kNotFound, ::testing::_));
+}
+
 TEST_F(NodeOpsTest, PublishRefusesWhenTheStagingMountIsGone) {
   ASSERT_THAT(ops_->Stage(StageRequest()), IsOk());
   mounter_.table().clear();  // unmounted behind the plugin's back
