@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -30,6 +31,15 @@ absl::Status MakeDirs(const std::string& path, mode_t mode) {
     return ErrnoToStatus(errno, absl::StrCat("creating directory ", path));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<DeviceNumber> StatBlockDevice(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return ErrnoToStatus(errno, absl::StrCat("examining ", path));
+  if (!S_ISBLK(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, " is not a block device"));
+  }
+  return DeviceNumber{major(st.st_rdev), minor(st.st_rdev)};
 }
 
 absl::Status FsyncDir(const std::string& path) {

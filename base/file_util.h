@@ -9,12 +9,17 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "base/device_number.h"
 #include "base/paths.h"
 
 namespace rbdcsi {
 
 // Creates `path` and its missing parents with `mode`; existing directories are OK.
 absl::Status MakeDirs(const std::string& path, mode_t mode);
+
+// The device number of the block device node `path`. INVALID_ARGUMENT when it is not a block
+// device; errno (NOT_FOUND when absent) otherwise.
+absl::StatusOr<DeviceNumber> StatBlockDevice(const std::string& path);
 
 // fsync()s a directory so that a rename or unlink inside it is durable.
 absl::Status FsyncDir(const std::string& path);

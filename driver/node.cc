@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "base/file_util.h"
 #include "base/logging.h"
 #include "base/status.h"
 #include "driver/rpc.h"
@@ -56,9 +57,8 @@ absl::StatusOr<struct stat> StatPath(const std::string& path) {
 }
 
 bool IsDeviceNodeOf(const std::string& path, const MappedDevice& d) {
-  struct stat st {};
-  return stat(path.c_str(), &st) == 0 && S_ISBLK(st.st_mode) && major(st.st_rdev) == d.major &&
-         minor(st.st_rdev) == d.minor;
+  absl::StatusOr<DeviceNumber> n = StatBlockDevice(path);
+  return n.ok() && n->major == d.major && n->minor == d.minor;
 }
 
 }  // namespace

@@ -91,15 +91,6 @@ std::optional<std::string> DevicePathOf(absl::string_view out) {
 
 }  // namespace
 
-absl::StatusOr<DeviceNumber> StatBlockDevice(const std::string& path) {
-  struct stat st;
-  if (stat(path.c_str(), &st) != 0) return ErrnoToStatus(errno, absl::StrCat("examining ", path));
-  if (!S_ISBLK(st.st_mode)) {
-    return absl::InvalidArgumentError(absl::StrCat(path, " is not a block device"));
-  }
-  return DeviceNumber{major(st.st_rdev), minor(st.st_rdev)};
-}
-
 KrbdMapper::KrbdMapper(CommandRunner* runner, KrbdMapperOptions options)
     : runner_(runner), options_([&options] {
         if (!options.stat_device) options.stat_device = StatBlockDevice;

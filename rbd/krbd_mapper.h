@@ -12,12 +12,10 @@
 #include "absl/status/statusor.h"
 #include "base/command.h"
 #include "base/device_number.h"
+#include "base/file_util.h"  // StatBlockDevice
 #include "rbd/mapper.h"
 
 namespace rbdcsi {
-
-// stat(2)s a device node. INVALID_ARGUMENT when it is not a block device, NOT_FOUND when absent.
-absl::StatusOr<DeviceNumber> StatBlockDevice(const std::string& path);
 
 // One entry of `rbd device list --format json`.
 struct RbdDeviceEntry {

@@ -20,6 +20,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "mounter/mountinfo.h"
 
 extern char** environ;
 
@@ -181,11 +182,10 @@ std::vector<std::string> LoopDevicesBackedUnder(const std::string& dir) {
 
 std::vector<std::string> MountsUnder(const std::string& dir) {
   std::vector<std::string> out;
-  for (absl::string_view line : absl::StrSplit(ReadFileOrEmpty("/proc/self/mountinfo"), '\n')) {
-    std::vector<absl::string_view> fields = absl::StrSplit(line, ' ');
-    if (fields.size() > 4 && absl::StartsWith(fields[4], dir + "/")) {
-      out.emplace_back(fields[4]);
-    }
+  absl::StatusOr<std::vector<MountInfo>> table = ReadMountInfo("/proc/self/mountinfo");
+  if (!table.ok()) return {"(cannot read /proc/self/mountinfo: " + table.status().ToString() + ")"};
+  for (const MountInfo& m : *table) {
+    if (absl::StartsWith(m.mount_point, dir + "/")) out.push_back(m.mount_point);
   }
   return out;
 }
