@@ -9,8 +9,12 @@ packages=(
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
   libabsl-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   libmount-dev libblkid-dev libgtest-dev libgmock-dev
+  # the Ceph client libraries of the controller's Ceph backend
+  librados-dev libradospp-dev librbd-dev
   # run: filesystems, mounts, loop devices, holder tooling
   util-linux mount e2fsprogs xfsprogs kmod procps
+  # the live test cluster (tests/ceph) and the fuse mapper
+  ceph-mon ceph-osd ceph-mgr ceph-common rbd-fuse
   # the README's gRPC client and the benchmark's comparison tools
   python3 python3-grpcio python3-protobuf lsof psmisc
 )
