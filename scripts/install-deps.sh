@@ -9,6 +9,8 @@ packages=(
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
   libabsl-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   libmount-dev libblkid-dev libgtest-dev libgmock-dev
+  # YAML for migrate-pv
+  libyaml-cpp-dev
   # the Ceph client libraries of the controller's Ceph backend
   librados-dev libradospp-dev librbd-dev
   # run: filesystems, mounts, loop devices, holder tooling
@@ -17,6 +19,8 @@ packages=(
   ceph-mon ceph-osd ceph-mgr ceph-common rbd-fuse
   # the README's gRPC client and the benchmark's comparison tools
   python3 python3-grpcio python3-protobuf lsof psmisc
+  # the manifest tests (deploy/)
+  python3-yaml
 )
 
 missing=()

@@ -1,0 +1,28 @@
+# The rbdcsi plugin image: Debian 12, the plugin and the Ceph client tools its mappers run.
+#   docker build -t rbdcsi:latest .
+# Stage 1 builds with the same script CI uses; stage 2 installs only what the binary links
+# (computed from the binary, so a new library dependency cannot be forgotten) and the tools.
+
+FROM debian:12 AS build
+WORKDIR /src
+COPY scripts/install-deps.sh scripts/
+RUN apt-get update && scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
+COPY . .
+RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
+ && cmake --build build -j"$(nproc)" --target rbdcsi \
+ && strip build/cmd/rbdcsi \
+ && scripts/runtime-packages.sh build/cmd/rbdcsi > /runtime-packages \
+ && cat /runtime-packages
+
+FROM debian:12-slim
+COPY --from=build /runtime-packages /runtime-packages
+# ceph-common: `rbd device map/unmap` (krbd); rbd-nbd and rbd-fuse: the nbd and fuse mappers;
+# e2fsprogs/xfsprogs: mkfs and fsck; util-linux/mount: losetup, mount; kmod: modprobe rbd/nbd.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      ceph-common rbd-nbd rbd-fuse e2fsprogs xfsprogs util-linux mount kmod \
+      $(cat /runtime-packages) \
+ && rm -rf /var/lib/apt/lists/* /runtime-packages
+COPY --from=build /src/build/cmd/rbdcsi /usr/local/bin/rbdcsi
+ENTRYPOINT ["/usr/local/bin/rbdcsi"]
+CMD ["serve"]
