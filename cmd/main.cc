@@ -8,6 +8,7 @@
 #include "base/version.h"
 #include "cmd/flags.h"
 #include "cmd/holders.h"
+#include "cmd/migrate_pv.h"
 #include "cmd/serve.h"
 
 int main(int argc, char** argv) {
@@ -27,6 +28,13 @@ int main(int argc, char** argv) {
       "free, 1 when held, 2 on error");
   rbdcsi::AddHoldersFlags(*holders, holders_flags);
 
+  rbdcsi::MigratePvFlags migrate_flags;
+  CLI::App* migrate = app.add_subcommand(
+      "migrate-pv",
+      "Print rbdcsi CSI PersistentVolumes for in-tree kubernetes.io/rbd ones (YAML or JSON in, "
+      "YAML out); exit 0 when all converted, 1 when some were refused, 2 on error");
+  rbdcsi::AddMigratePvFlags(*migrate, migrate_flags);
+
   app.add_subcommand("version", "Print the version")->callback([] {
     std::cout << "rbdcsi " << rbdcsi::kVersion << "\n";
   });
@@ -38,5 +46,6 @@ int main(int argc, char** argv) {
   }
   if (serve->parsed()) return rbdcsi::RunServe(serve_flags);
   if (holders->parsed()) return rbdcsi::RunHolders(holders_flags);
+  if (migrate->parsed()) return rbdcsi::RunMigratePv(migrate_flags);
   return 0;
 }
