@@ -6,6 +6,7 @@
 
 #include "CLI/CLI.hpp"
 #include "base/version.h"
+#include "cmd/doctor.h"
 #include "cmd/flags.h"
 #include "cmd/holders.h"
 #include "cmd/migrate_pv.h"
@@ -28,6 +29,15 @@ int main(int argc, char** argv) {
       "free, 1 when held, 2 on error");
   rbdcsi::AddHoldersFlags(*holders, holders_flags);
 
+  rbdcsi::DoctorFlags doctor_flags;
+  CLI::App* doctor = app.add_subcommand(
+      "doctor",
+      "Find what will make volumes stick before an unstage fails: private copies of the kubelet "
+      "dir or of staged volumes in other mount namespaces, mappings without record, records "
+      "without mapping, a kubelet dir that is not shared; exit 0 when none, 1 when found, 2 on "
+      "error");
+  rbdcsi::AddDoctorFlags(*doctor, doctor_flags);
+
   rbdcsi::MigratePvFlags migrate_flags;
   CLI::App* migrate = app.add_subcommand(
       "migrate-pv",
@@ -46,6 +56,7 @@ int main(int argc, char** argv) {
   }
   if (serve->parsed()) return rbdcsi::RunServe(serve_flags);
   if (holders->parsed()) return rbdcsi::RunHolders(holders_flags);
+  if (doctor->parsed()) return rbdcsi::RunDoctor(doctor_flags);
   if (migrate->parsed()) return rbdcsi::RunMigratePv(migrate_flags);
   return 0;
 }

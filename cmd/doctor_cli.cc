@@ -1,0 +1,154 @@
+// `rbdcsi doctor`: gathering its inputs from the records and the mappers, and its output.
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "base/command.h"
+#include "base/status.h"
+#include "cmd/doctor.h"
+#include "driver/volume_record.h"
+#include "rbd/krbd_mapper.h"
+#include "rbd/loop_device.h"
+#include "rbd/loop_images.h"
+#include "rbd/loop_mapper.h"
+
+namespace rbdcsi {
+namespace {
+
+std::string Owner(const Hazard& h) {
+  if (h.pid == 0) {
+    return h.mount_namespace == 0
+               ? "-"
+               : absl::StrCat("no process",
+                              h.pinned_at.empty() ? "" : ", pinned at " + h.pinned_at);
+  }
+  std::string who = absl::StrCat("pid ", h.pid, " (", h.comm, ")");
+  if (!h.container.container_id.empty()) {
+    absl::StrAppend(&who, " container ", h.container.container_id.substr(0, 12));
+  }
+  if (!h.container.pod_uid.empty()) absl::StrAppend(&who, " pod ", h.container.pod_uid);
+  return who;
+}
+
+}  // namespace
+
+std::string FormatDoctorTable(const DoctorReport& report) {
+  std::ostringstream out;
+  if (report.hazards.empty()) {
+    out << "no hazards found\n";
+  } else {
+    out << "KIND\tSUBJECT\tHELD BY\tMOUNT NS\tMOUNT POINT\tPROPAGATION\n";
+    for (const Hazard& h : report.hazards) {
+      out << HazardKindName(h.kind) << "\t" << h.subject << "\t" << Owner(h) << "\t"
+          << (h.mount_namespace == 0 ? "-" : std::to_string(h.mount_namespace)) << "\t"
+          << (h.mount_point.empty() ? "-" : h.mount_point) << "\t"
+          << (h.propagation.empty() ? (h.mount_point.empty() ? "-" : "private") : h.propagation)
+          << "\n  fix: " << h.fix << "\n";
+    }
+  }
+  for (const std::string& note : report.notes) out << "note: " << note << "\n";
+  out << "checked " << report.namespaces_scanned << " mount namespaces, " << report.volumes_checked
+      << " staged volumes, " << report.mappings_checked << " mappings: " << report.hazards.size()
+      << " hazard(s)\n";
+  return out.str();
+}
+
+nlohmann::json DoctorToJson(const DoctorReport& report) {
+  nlohmann::json hazards = nlohmann::json::array();
+  for (const Hazard& h : report.hazards) {
+    nlohmann::json j = {{"kind", HazardKindName(h.kind)}, {"subject", h.subject}, {"fix", h.fix}};
+    if (h.mount_namespace != 0) {
+      j["mount_namespace"] = h.mount_namespace;
+      j["mount_point"] = h.mount_point;
+      j["propagation"] = h.propagation;
+      j["pid"] = h.pid;
+      j["comm"] = h.comm;
+      j["cmdline"] = h.cmdline;
+      j["container_id"] = h.container.container_id;
+      j["pod_uid"] = h.container.pod_uid;
+      if (!h.pinned_at.empty()) j["pinned_at"] = h.pinned_at;
+    } else if (!h.mount_point.empty()) {
+      j["mount_point"] = h.mount_point;
+      j["propagation"] = h.propagation;
+    }
+    hazards.push_back(std::move(j));
+  }
+  return {{"hazards", hazards},
+          {"notes", report.notes},
+          {"namespaces_scanned", report.namespaces_scanned},
+          {"volumes_checked", report.volumes_checked},
+          {"mappings_checked", report.mappings_checked}};
+}
+
+void AddDoctorFlags(CLI::App& app, DoctorFlags& flags) {
+  app.add_option("--kubelet-dir", flags.kubelet_dir, "kubelet's root directory")
+      ->capture_default_str();
+  app.add_option("--state-dir", flags.state_dir, "rbdcsi serve's --state-dir")
+      ->capture_default_str();
+  app.add_option("--data-dir", flags.data_dir, "rbdcsi serve's --data-dir (loop mapper)")
+      ->capture_default_str();
+  app.add_option("--rbd-program", flags.rbd_program, "The rbd CLI (krbd mapper)")
+      ->capture_default_str();
+  app.add_flag("--json", flags.json, "Print JSON instead of a table");
+}
+
+int RunDoctor(const DoctorFlags& flags) {
+  DoctorInputs inputs;
+  inputs.kubelet_dir = flags.kubelet_dir;
+  RecordStore records(flags.state_dir + "/volumes");
+  std::vector<std::string> notes;
+  absl::StatusOr<std::vector<VolumeRecord>> list = std::vector<VolumeRecord>();
+  std::error_code ec;
+  if (std::filesystem::exists(records.dir(), ec)) {
+    list = records.List();
+  } else {
+    notes.push_back(absl::StrCat("no ", records.dir(), ": no volume records"));
+  }
+  if (!list.ok()) {
+    std::cerr << "rbdcsi doctor: " << list.status().message() << "\n";
+    return 2;
+  }
+  for (const VolumeRecord& r : *list) {
+    inputs.volumes.push_back({r.volume_id,
+                              r.mapper,
+                              r.device.path,
+                              {r.device.major, r.device.minor},
+                              r.staging_path,
+                              r.staging_peer_group,
+                              r.staging_mount_id});
+  }
+  std::unique_ptr<CommandRunner> runner = NewRealCommandRunner();
+  LoopMapper loop(LoopImageStore(flags.data_dir), NewRealLoopDevices());
+  KrbdMapperOptions krbd_options;
+  krbd_options.rbd_program = flags.rbd_program;
+  KrbdMapper krbd(runner.get(), krbd_options);
+  for (Mapper* mapper : std::initializer_list<Mapper*>{&loop, &krbd}) {
+    absl::StatusOr<std::vector<MappedDevice>> mapped = mapper->List();
+    if (!mapped.ok()) {
+      notes.push_back(absl::StrCat("mapper ", AsAbsl(mapper->Name()), ": cannot list its devices (",
+                                   mapped.status().message(), "); its mappings were not checked"));
+      continue;
+    }
+    inputs.listed_mappers.emplace_back(mapper->Name());
+    for (const MappedDevice& d : *mapped) {
+      inputs.mappings.push_back(
+          {std::string(mapper->Name()), d.path, {d.major, d.minor}, d.image.ToString()});
+    }
+  }
+  std::unique_ptr<ProcFs> procfs = NewRealProcFs();
+  absl::StatusOr<DoctorReport> report = RunDoctorChecks(inputs, *procfs);
+  if (!report.ok()) {
+    std::cerr << "rbdcsi doctor: " << report.status().message() << "\n";
+    return 2;
+  }
+  report->notes.insert(report->notes.begin(), notes.begin(), notes.end());
+  if (flags.json) {
+    std::cout << DoctorToJson(*report).dump(2) << "\n";
+  } else {
+    std::cout << FormatDoctorTable(*report);
+  }
+  return report->hazards.empty() ? 0 : 1;
+}
+
+}  // namespace rbdcsi
