@@ -21,6 +21,8 @@ packages=(
   python3 python3-grpcio python3-protobuf lsof psmisc
   # the manifest tests (deploy/)
   python3-yaml
+  # the vm tests: a qemu guest with Debian's kernel and a busybox initramfs (tests/vm/), nbd
+  qemu-system-x86 busybox-static rbd-nbd
 )
 
 missing=()
