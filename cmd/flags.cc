@@ -33,8 +33,7 @@ void AddServeFlags(CLI::App& app, ServeFlags& flags) {
                "Do not serve the Controller service (the loop backend's provisioner)");
   app.add_option("--default-mapper", flags.default_mapper,
                  "Mapper for volumes whose context names none: loop (embedded) or krbd")
-      ->check(CLI::IsMember({"loop", "krbd"}))
-      ->capture_default_str();
+      ->capture_default_str();  // checked against the registered mappers at start
   app.add_option("--rbd-program", flags.rbd_program, "The rbd CLI the krbd mapper runs")
       ->capture_default_str();
   app.add_option("--key-dir", flags.key_dir,

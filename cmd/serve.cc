@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 
@@ -30,6 +31,7 @@
 #include "rbd/loop_device.h"
 #include "rbd/loop_images.h"
 #include "rbd/loop_mapper.h"
+#include "rbd/mapper_registry.h"
 
 namespace rbdcsi {
 namespace {
@@ -48,8 +50,8 @@ struct Runtime {
         mounter(NewRealMounter()),
         filesystems(NewRealFilesystems(*runner)),
         loop(LoopImageStore(flags.data_dir), NewRealLoopDevices()),
-        krbd(runner.get(), KrbdOptions(flags)),
-        images(flags.data_dir),
+        images(flags.data_dir, &loop),
+        stores(&images),
         records(flags.state_dir + "/volumes"),
         procfs(NewRealProcFs()),
         scanner(*procfs),
@@ -58,16 +60,31 @@ struct Runtime {
             HolderBusyConfig{
                 std::chrono::milliseconds(static_cast<int64_t>(flags.unstage_wait_seconds * 1000)),
                 {flags.reclaim_stale_mounts.begin(), flags.reclaim_stale_mounts.end()}},
-            &scanner, ns_unmounter.get()) {}
+            &scanner, ns_unmounter.get()) {
+    RegisterMappers(flags);
+  }
+
+  // The mappers this node offers: one line each.
+  void RegisterMappers(const ServeFlags& flags) {
+    CheckRegistered(mappers.AddUnowned(&loop));  // also the loop image store's device list
+    CheckRegistered(mappers.Add(std::make_unique<KrbdMapper>(runner.get(), KrbdOptions(flags))));
+  }
+  static void CheckRegistered(const absl::Status& st) {
+    if (!st.ok()) {
+      Logger("server")->critical("{}", st.message());
+      std::abort();  // a programming error: two mappers under one name
+    }
+  }
 
   std::unique_ptr<CommandRunner> runner;
   std::unique_ptr<Mounter> mounter;
   std::unique_ptr<Filesystems> filesystems;
   LoopMapper loop;
-  KrbdMapper krbd;
+  MapperRegistry mappers;
   LoopImageStore images;
+  SingleStoreProvider stores;
   RecordStore records;
-  VolumeLocks locks;             // node operations, by volume id
+  VolumeLocks locks;             // node operations, by volume id and by image
   VolumeLocks controller_locks;  // controller operations, by image
   std::unique_ptr<ProcFs> procfs;
   HolderScanner scanner;
@@ -111,14 +128,17 @@ int RunServe(ServeFlags flags) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   Runtime rt(flags);
+  if (absl::Status st = rt.mappers.Find(flags.default_mapper).status(); !st.ok()) {
+    std::cerr << "rbdcsi serve: --default-mapper: " << st.message() << "\n";
+    return 2;
+  }
   Server server({flags.socket_path, std::chrono::seconds(flags.grace_seconds)});
   IdentityService identity({flags.driver_name, kVersion, flags.state_dir, !flags.no_controller},
                            server.tracker());
   NodeDeps deps;
   deps.mounter = rt.mounter.get();
   deps.filesystems = rt.filesystems.get();
-  deps.mappers["loop"] = &rt.loop;
-  deps.mappers["krbd"] = &rt.krbd;
+  deps.mappers = &rt.mappers;
   deps.records = &rt.records;
   deps.locks = &rt.locks;
   deps.busy = &rt.busy;
@@ -127,7 +147,9 @@ int RunServe(ServeFlags flags) {
   node_config.default_mapper = flags.default_mapper;
   NodeOps node_ops(node_config, deps);
   NodeService node(&node_ops, server.tracker());
-  ControllerOps controller_ops({}, &rt.images, &rt.loop, &rt.controller_locks);
+  ControllerConfig controller_config;
+  controller_config.mappers = {std::string(rt.loop.Name())};  // the loop store's images
+  ControllerOps controller_ops(controller_config, &rt.stores, &rt.controller_locks);
   ControllerService controller(&controller_ops, server.tracker());
 
   server.AddService(&identity);

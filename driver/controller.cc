@@ -1,13 +1,14 @@
 #include "driver/controller.h"
 
-#include <sys/statvfs.h>
-
 #include <algorithm>
 #include <cerrno>
+#include <limits>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "base/hash.h"
 #include "base/logging.h"
 #include "base/status.h"
@@ -16,6 +17,8 @@
 
 namespace rbdcsi {
 namespace {
+
+using Params = google::protobuf::Map<std::string, std::string>;
 
 // The size to create for a capacity range: at least `required`, rounded to the sector
 // size, and not above `limit`.
@@ -31,7 +34,12 @@ absl::StatusOr<uint64_t> SizeFor(const csi::v1::CapacityRange& range, uint64_t d
   }
   uint64_t want = required > 0 ? static_cast<uint64_t>(required) : default_size;
   if (limit > 0) want = std::min<uint64_t>(want, static_cast<uint64_t>(limit));
-  ASSIGN_OR_RETURN(uint64_t size, LoopImageStore::RoundSize(want));
+  constexpr uint64_t kMaxSize = static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) /
+                                kImageSectorSize * kImageSectorSize;
+  if (want > kMaxSize) {
+    return absl::InvalidArgumentError(absl::StrCat("image size ", want, " bytes is too large"));
+  }
+  const uint64_t size = (want + kImageSectorSize - 1) / kImageSectorSize * kImageSectorSize;
   if (limit > 0 && size > static_cast<uint64_t>(limit)) {
     return absl::OutOfRangeError(absl::StrCat("capacity_range: limit_bytes ", limit,
                                               " is below the smallest volume that fits"));
@@ -44,39 +52,105 @@ bool SizeFits(uint64_t size, const csi::v1::CapacityRange& range) {
          (range.limit_bytes() <= 0 || size <= static_cast<uint64_t>(range.limit_bytes()));
 }
 
-}  // namespace
-
-absl::StatusOr<ImageSpec> ControllerOps::ImageOfVolumeId(const std::string& volume_id) {
-  const size_t slash = volume_id.find('/');
-  if (slash == std::string::npos) {
-    return absl::NotFoundError(absl::StrCat("volume ", volume_id, " does not exist"));
-  }
-  ImageSpec spec{volume_id.substr(0, slash), volume_id.substr(slash + 1)};
-  if (!LoopImageStore::ValidateSpec(spec).ok()) {
-    return absl::NotFoundError(absl::StrCat("volume ", volume_id, " does not exist"));
-  }
-  return spec;
+Credentials CredentialsOf(const Params& secrets) {
+  Credentials c;
+  if (auto it = secrets.find("userID"); it != secrets.end()) c.user = it->second;
+  if (auto it = secrets.find("userKey"); it != secrets.end()) c.key = it->second;
+  return c;
 }
 
-std::string ControllerOps::ImageNameFor(const std::string& volume_name) {
-  if (volume_name.size() <= 100 && LoopImageStore::ValidateName(volume_name).ok()) {
+// What CreateVolume's parameters ask for.
+struct CreateParams {
+  ImageId id;  // without the image name
+  std::string mapper;
+  CreateOptions options;
+};
+
+absl::StatusOr<CreateParams> ParseCreateParams(const Params& params,
+                                               const ControllerConfig& config) {
+  CreateParams out;
+  out.id.cluster_id = config.default_cluster;
+  out.id.pool = config.default_pool;
+  if (!config.mappers.empty()) out.mapper = config.mappers.front();
+  for (const auto& [key, value] : params) {
+    if (key == "pool") {
+      out.id.pool = value;
+    } else if (key == "clusterID") {
+      out.id.cluster_id = value;
+    } else if (key == "radosNamespace") {
+      out.id.rados_namespace = value;
+    } else if (key == "dataPool") {
+      out.options.data_pool = value;
+    } else if (key == "imageFeatures") {
+      out.options.features = absl::StrSplit(value, ',', absl::SkipEmpty());
+    } else if (key == "mapper") {
+      if (std::find(config.mappers.begin(), config.mappers.end(), value) == config.mappers.end()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "parameter mapper=", value, ": this controller's volumes can be mapped by ",
+            absl::StrJoin(config.mappers, ", ")));
+      }
+      out.mapper = value;
+    } else if (key.rfind("csi.storage.k8s.io/", 0) != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown parameter '", key,
+          "': use pool, clusterID, radosNamespace, dataPool, imageFeatures or mapper"));
+    }
+  }
+  return out;
+}
+
+// The store for `cluster_id`; an unknown cluster is the caller's mistake.
+absl::StatusOr<ImageStore*> StoreFor(ImageStoreProvider& stores, const std::string& cluster_id,
+                                     const Params& secrets) {
+  absl::StatusOr<ImageStore*> store = stores.For(cluster_id, CredentialsOf(secrets));
+  if (absl::IsNotFound(store.status())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("parameter clusterID: ", store.status().message()));
+  }
+  return store;
+}
+
+}  // namespace
+
+std::string ControllerOps::ImageNameFor(const std::string& volume_name, size_t max_length) {
+  if (volume_name.size() <= std::min<size_t>(100, max_length) &&
+      ValidateImageName(volume_name, "name").ok()) {
     return volume_name;
   }
+  // "v-" + prefix + "-" + 16 hex digits.
+  const size_t room = max_length > 19 ? std::min<size_t>(40, max_length - 19) : 0;
   std::string prefix;
   for (char c : volume_name.substr(0, 40)) {
-    if (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_') prefix.push_back(c);
+    if (prefix.size() < room &&
+        (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) {
+      prefix.push_back(c);
+    }
   }
   return absl::StrFormat("v-%s-%016x", prefix, StableHash64(volume_name));
 }
 
-void ControllerOps::FillVolume(const ImageSpec& spec, uint64_t size,
+void ControllerOps::FillVolume(const ImageInfo& info, const std::string& mapper,
                                csi::v1::Volume* volume) const {
-  volume->set_volume_id(spec.ToString());
-  volume->set_capacity_bytes(static_cast<int64_t>(size));
+  volume->set_volume_id(EncodeVolumeId(info.id));
+  volume->set_capacity_bytes(static_cast<int64_t>(info.size_bytes));
   auto& ctx = *volume->mutable_volume_context();
-  ctx["mapper"] = "loop";
-  ctx["pool"] = spec.pool;
-  ctx["image"] = spec.image;
+  if (!mapper.empty()) ctx["mapper"] = mapper;
+  if (!info.id.cluster_id.empty()) ctx["clusterID"] = info.id.cluster_id;
+  ctx["pool"] = info.id.pool;
+  if (!info.id.rados_namespace.empty()) ctx["radosNamespace"] = info.id.rados_namespace;
+  ctx["image"] = info.id.image;
+}
+
+absl::StatusOr<std::pair<ImageStore*, ImageId>> ControllerOps::Resolve(const std::string& volume_id,
+                                                                       const Params& secrets) {
+  ASSIGN_OR_RETURN(ImageId id, DecodeVolumeId(volume_id));
+  absl::StatusOr<ImageStore*> store = stores_->For(id.cluster_id, CredentialsOf(secrets));
+  if (absl::IsNotFound(store.status())) {
+    return absl::NotFoundError(
+        absl::StrCat("volume ", volume_id, " does not exist (", store.status().message(), ")"));
+  }
+  RETURN_IF_ERROR(store.status());
+  return std::make_pair(*store, std::move(id));
 }
 
 absl::Status ControllerOps::CreateVolume(const csi::v1::CreateVolumeRequest& req,
@@ -90,57 +164,44 @@ absl::Status ControllerOps::CreateVolume(const csi::v1::CreateVolumeRequest& req
     return absl::InvalidArgumentError(
         "volume_content_source is not supported: this controller creates empty volumes");
   }
-  ImageSpec spec{config_.default_pool, ImageNameFor(req.name())};
-  for (const auto& [key, value] : req.parameters()) {
-    if (key == "pool") {
-      spec.pool = value;
-    } else if (key == "mapper") {
-      if (value != "loop") {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "parameter mapper=", value, ": this controller provisions loop volumes only"));
-      }
-    } else if (key.rfind("csi.storage.k8s.io/", 0) != 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown parameter '", key, "': use pool or mapper"));
-    }
-  }
-  RETURN_IF_ERROR(Annotate(LoopImageStore::ValidateSpec(spec), "parameter pool"));
+  ASSIGN_OR_RETURN(CreateParams params, ParseCreateParams(req.parameters(), config_));
+  ImageId id = params.id;
+  const size_t used = EncodeVolumeId(id).size();  // everything but the image name
+  id.image = ImageNameFor(req.name(), used < kMaxIdLength ? kMaxIdLength - used : 0);
+  RETURN_IF_ERROR(Annotate(ValidateImageId(id), "parameters"));
   ASSIGN_OR_RETURN(uint64_t size, SizeFor(req.capacity_range(), config_.default_size));
+  ASSIGN_OR_RETURN(ImageStore * store, StoreFor(*stores_, id.cluster_id, req.secrets()));
 
-  RETURN_IF_ERROR(locks_->TryLock(spec.ToString()));
-  VolumeLockGuard guard(locks_, spec.ToString());
-  absl::StatusOr<uint64_t> existing = images_->Size(spec);
+  RETURN_IF_ERROR(locks_->TryLockImage(id, req.name()));
+  ImageLockGuard guard(locks_, id);
+  absl::StatusOr<ImageInfo> existing = store->Info(id);
   if (existing.ok()) {
-    if (!SizeFits(*existing, req.capacity_range())) {
+    if (!SizeFits(existing->size_bytes, req.capacity_range())) {
       return absl::AlreadyExistsError(absl::StrCat("volume ", req.name(), " already exists with ",
-                                                   *existing,
+                                                   existing->size_bytes,
                                                    " bytes, outside the requested range"));
     }
-    FillVolume(spec, *existing, resp->mutable_volume());
+    FillVolume(*existing, params.mapper, resp->mutable_volume());
     return absl::OkStatus();
   }
   if (!absl::IsNotFound(existing.status())) return existing.status();
-  RETURN_IF_ERROR(images_->Create(spec, size));
+  ASSIGN_OR_RETURN(ImageInfo created, store->Create(id, size, params.options));
   Logger("controller")
-      ->info("created volume {} ({} bytes) for name {}", spec.ToString(), size, req.name());
-  FillVolume(spec, size, resp->mutable_volume());
+      ->info("created volume {} ({} bytes) for name {}", id.ToString(), created.size_bytes,
+             req.name());
+  FillVolume(created, params.mapper, resp->mutable_volume());
   return absl::OkStatus();
 }
 
 absl::Status ControllerOps::DeleteVolume(const csi::v1::DeleteVolumeRequest& req) {
   RETURN_IF_ERROR(RequireNonEmpty(req.volume_id(), "volume_id"));
-  absl::StatusOr<ImageSpec> spec = ImageOfVolumeId(req.volume_id());
-  if (!spec.ok()) return absl::OkStatus();  // never ours, so already gone
-  RETURN_IF_ERROR(locks_->TryLock(spec->ToString()));
-  VolumeLockGuard guard(locks_, spec->ToString());
-  ASSIGN_OR_RETURN(std::vector<MappedDevice> mapped, mapper_->List());
-  for (const MappedDevice& d : mapped) {
-    if (d.image == *spec) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "volume ", req.volume_id(), " is in use: mapped at ", d.path, " on this node"));
-    }
-  }
-  RETURN_IF_ERROR(images_->Delete(*spec));
+  auto resolved = Resolve(req.volume_id(), req.secrets());
+  if (absl::IsNotFound(resolved.status())) return absl::OkStatus();  // never ours: gone
+  RETURN_IF_ERROR(resolved.status());
+  auto& [store, id] = *resolved;
+  RETURN_IF_ERROR(locks_->TryLockImage(id, req.volume_id()));
+  ImageLockGuard guard(locks_, id);
+  RETURN_IF_ERROR(store->Delete(id));
   Logger("controller")->info("deleted volume {}", req.volume_id());
   return absl::OkStatus();
 }
@@ -152,8 +213,8 @@ absl::Status ControllerOps::ValidateVolumeCapabilities(
   if (req.volume_capabilities().empty()) {
     return absl::InvalidArgumentError("volume_capabilities is required");
   }
-  ASSIGN_OR_RETURN(ImageSpec spec, ImageOfVolumeId(req.volume_id()));
-  RETURN_IF_ERROR(images_->Size(spec).status());
+  ASSIGN_OR_RETURN(auto resolved, Resolve(req.volume_id(), req.secrets()));
+  RETURN_IF_ERROR(resolved.first->Info(resolved.second).status());
   for (const auto& cap : req.volume_capabilities()) {
     absl::Status st = ParseCapability(cap).status();
     if (!st.ok()) {
@@ -173,9 +234,11 @@ absl::Status ControllerOps::ListVolumes(const csi::v1::ListVolumesRequest& req,
   if (req.max_entries() < 0) {
     return absl::InvalidArgumentError("max_entries must not be negative");
   }
-  ASSIGN_OR_RETURN(std::vector<ImageSpec> all, images_->List());
-  std::sort(all.begin(), all.end(),
-            [](const ImageSpec& a, const ImageSpec& b) { return a.ToString() < b.ToString(); });
+  ASSIGN_OR_RETURN(ImageStore * store, stores_->For(config_.default_cluster, Credentials{}));
+  ASSIGN_OR_RETURN(std::vector<ImageInfo> all, store->List(""));
+  std::sort(all.begin(), all.end(), [](const ImageInfo& a, const ImageInfo& b) {
+    return EncodeVolumeId(a.id) < EncodeVolumeId(b.id);
+  });
   size_t start = 0;
   if (!req.starting_token().empty()) {
     if (!absl::SimpleAtoi(req.starting_token(), &start) || start > all.size()) {
@@ -185,22 +248,20 @@ absl::Status ControllerOps::ListVolumes(const csi::v1::ListVolumesRequest& req,
   }
   size_t end = all.size();
   if (req.max_entries() > 0) end = std::min(end, start + static_cast<size_t>(req.max_entries()));
+  const std::string mapper = config_.mappers.empty() ? "" : config_.mappers.front();
   for (size_t i = start; i < end; ++i) {
-    absl::StatusOr<uint64_t> size = images_->Size(all[i]);
-    if (!size.ok()) continue;  // deleted meanwhile
-    FillVolume(all[i], *size, resp->add_entries()->mutable_volume());
+    FillVolume(all[i], mapper, resp->add_entries()->mutable_volume());
   }
   if (end < all.size()) resp->set_next_token(std::to_string(end));
   return absl::OkStatus();
 }
 
-absl::Status ControllerOps::GetCapacity(const csi::v1::GetCapacityRequest&,
+absl::Status ControllerOps::GetCapacity(const csi::v1::GetCapacityRequest& req,
                                         csi::v1::GetCapacityResponse* resp) {
-  struct statvfs vfs {};
-  if (statvfs(images_->data_dir().c_str(), &vfs) != 0) {
-    return ErrnoToStatus(errno, absl::StrCat("statfs of ", images_->data_dir()));
-  }
-  resp->set_available_capacity(static_cast<int64_t>(vfs.f_bavail * vfs.f_frsize));
+  ASSIGN_OR_RETURN(CreateParams params, ParseCreateParams(req.parameters(), config_));
+  ASSIGN_OR_RETURN(ImageStore * store, StoreFor(*stores_, params.id.cluster_id, {}));
+  ASSIGN_OR_RETURN(uint64_t available, store->Capacity(params.id.pool));
+  resp->set_available_capacity(static_cast<int64_t>(available));
   return absl::OkStatus();
 }
 
@@ -208,13 +269,14 @@ absl::Status ControllerOps::ExpandVolume(const csi::v1::ControllerExpandVolumeRe
                                          csi::v1::ControllerExpandVolumeResponse* resp) {
   RETURN_IF_ERROR(RequireNonEmpty(req.volume_id(), "volume_id"));
   if (!req.has_capacity_range()) return absl::InvalidArgumentError("capacity_range is required");
-  ASSIGN_OR_RETURN(ImageSpec spec, ImageOfVolumeId(req.volume_id()));
-  RETURN_IF_ERROR(locks_->TryLock(spec.ToString()));
-  VolumeLockGuard guard(locks_, spec.ToString());
-  ASSIGN_OR_RETURN(uint64_t current, images_->Size(spec));
-  ASSIGN_OR_RETURN(uint64_t wanted, SizeFor(req.capacity_range(), current));
-  if (wanted > current) RETURN_IF_ERROR(images_->Resize(spec, wanted));
-  resp->set_capacity_bytes(static_cast<int64_t>(std::max(wanted, current)));
+  ASSIGN_OR_RETURN(auto resolved, Resolve(req.volume_id(), req.secrets()));
+  auto& [store, id] = resolved;
+  RETURN_IF_ERROR(locks_->TryLockImage(id, req.volume_id()));
+  ImageLockGuard guard(locks_, id);
+  ASSIGN_OR_RETURN(ImageInfo current, store->Info(id));
+  ASSIGN_OR_RETURN(uint64_t wanted, SizeFor(req.capacity_range(), current.size_bytes));
+  if (wanted > current.size_bytes) RETURN_IF_ERROR(store->Resize(id, wanted));
+  resp->set_capacity_bytes(static_cast<int64_t>(std::max(wanted, current.size_bytes)));
   resp->set_node_expansion_required(!req.volume_capability().has_block());
   return absl::OkStatus();
 }

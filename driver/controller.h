@@ -1,36 +1,45 @@
-// csi.v1.Controller for the loop backend: volumes are sparse image files on this node, which
-// makes rbdcsi a complete, self-contained driver for demos and e2e harnesses.
+// csi.v1.Controller over an ImageStore: with the loop backend, volumes are sparse image files
+// on this node, which makes rbdcsi a complete, self-contained driver for demos and e2e harnesses;
+// with a Ceph store they are RBD images. The controller sees storage only through the
+// ImageStoreProvider, and volume ids only through the codec of rbd/image_id.h.
 #ifndef RBDCSI_DRIVER_CONTROLLER_H_
 #define RBDCSI_DRIVER_CONTROLLER_H_
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "csi.grpc.pb.h"
 #include "driver/rpc.h"
 #include "driver/volume_locks.h"
-#include "rbd/loop_images.h"
-#include "rbd/mapper.h"
+#include "rbd/image_id.h"
+#include "rbd/image_store.h"
 
 namespace rbdcsi {
 
 struct ControllerConfig {
   std::string default_pool = "rbd";
+  // The cluster of volumes whose parameters name no clusterID ("" is the loop backend).
+  std::string default_cluster;
   uint64_t default_size = 1ULL << 30;  // when the capacity range asks for nothing
+  // The mappers nodes may use for these images (the `mapper` parameter must be one of them);
+  // the first is the default. The chosen one goes into the volume context; none when empty.
+  std::vector<std::string> mappers;
 };
 
-// Thread-safe; operations on one volume name or id are serialized by try-locks (ABORTED).
+// Thread-safe; operations on one image are serialized by the per-image try-lock (ABORTED).
 class ControllerOps {
  public:
-  // `mapper` lists which images are mapped, so that DeleteVolume refuses volumes in use.
-  ControllerOps(ControllerConfig config, LoopImageStore* images, Mapper* mapper, VolumeLocks* locks)
-      : config_(std::move(config)), images_(images), mapper_(mapper), locks_(locks) {}
+  // `stores` and `locks` must outlive the ControllerOps.
+  ControllerOps(ControllerConfig config, ImageStoreProvider* stores, VolumeLocks* locks)
+      : config_(std::move(config)), stores_(stores), locks_(locks) {}
 
   // Idempotent by name: the same name and a compatible capacity return the same volume;
   // an incompatible capacity is ALREADY_EXISTS. OUT_OF_RANGE when limit < required.
   absl::Status CreateVolume(const csi::v1::CreateVolumeRequest& req,
                             csi::v1::CreateVolumeResponse* resp);
-  // OK when the volume does not exist; FAILED_PRECONDITION while its image is mapped.
+  // OK when the volume does not exist; FAILED_PRECONDITION while its image is in use.
   absl::Status DeleteVolume(const csi::v1::DeleteVolumeRequest& req);
   absl::Status ValidateVolumeCapabilities(const csi::v1::ValidateVolumeCapabilitiesRequest& req,
                                           csi::v1::ValidateVolumeCapabilitiesResponse* resp);
@@ -43,18 +52,20 @@ class ControllerOps {
                             csi::v1::ControllerExpandVolumeResponse* resp);
   static void GetCapabilities(csi::v1::ControllerGetCapabilitiesResponse* resp);
 
-  // The image a volume id names: "pool/image". INVALID_ARGUMENT otherwise.
-  static absl::StatusOr<ImageSpec> ImageOfVolumeId(const std::string& volume_id);
   // The image name a CreateVolume name maps to: the name itself when it is a valid image
-  // name of at most 100 characters, otherwise a stable hash-based name.
-  static std::string ImageNameFor(const std::string& volume_name);
+  // name of at most min(100, max_length) characters, otherwise a stable hash-based name of at
+  // most max_length (>= 19) characters.
+  static std::string ImageNameFor(const std::string& volume_name, size_t max_length = 100);
 
  private:
-  void FillVolume(const ImageSpec& spec, uint64_t size, csi::v1::Volume* volume) const;
+  // The store and image a volume id names; NOT_FOUND when it names none (also for a cluster
+  // this plugin does not serve), INVALID_ARGUMENT for junk.
+  absl::StatusOr<std::pair<ImageStore*, ImageId>> Resolve(
+      const std::string& volume_id, const google::protobuf::Map<std::string, std::string>& secrets);
+  void FillVolume(const ImageInfo& info, const std::string& mapper, csi::v1::Volume* volume) const;
 
   const ControllerConfig config_;
-  LoopImageStore* images_;
-  Mapper* mapper_;
+  ImageStoreProvider* stores_;
   VolumeLocks* locks_;
 };
 

@@ -13,7 +13,9 @@
 #include "driver/volume_record.h"
 #include "mounter/filesystem.h"
 #include "mounter/mounter.h"
+#include "rbd/image_id.h"
 #include "rbd/mapper.h"
+#include "rbd/mapper_registry.h"
 
 namespace rbdcsi {
 
@@ -27,14 +29,15 @@ struct NodeConfig {
 struct NodeDeps {
   Mounter* mounter = nullptr;
   Filesystems* filesystems = nullptr;
-  std::map<std::string, Mapper*> mappers;  // by Mapper::Name()
+  const MapperRegistry* mappers = nullptr;
   RecordStore* records = nullptr;
-  VolumeLocks* locks = nullptr;
+  VolumeLocks* locks = nullptr;  // by volume id and by image
   BusyHandler* busy = nullptr;
 };
 
 // The node logic, apart from gRPC. Thread-safe: operations on one volume are serialized by
-// the per-volume try-lock (a concurrent second call gets ABORTED).
+// the per-volume try-lock, stage and unstage also by the per-image try-lock, so that two
+// volume ids naming one image never stage it twice (a concurrent second call gets ABORTED).
 class NodeOps {
  public:
   NodeOps(NodeConfig config, NodeDeps deps) : config_(std::move(config)), deps_(std::move(deps)) {}
@@ -64,8 +67,22 @@ class NodeOps {
 
  private:
   absl::StatusOr<Mapper*> MapperFor(const std::string& name) const;
-  ImageSpec ImageFromVolumeId(const std::string& id, const std::string& pool,
-                              const std::string& image) const;
+  // The image a stage request names: the volume context's clusterID/pool/radosNamespace/image
+  // when it names an image, else the volume id through DecodeVolumeId (a bare "image" means
+  // the default pool). For Ceph mappers without a clusterID the cluster comes from `monitors`.
+  absl::StatusOr<ImageId> ImageOfRequest(const std::string& volume_id,
+                                         const google::protobuf::Map<std::string, std::string>& ctx,
+                                         const MapperTraits& traits) const;
+  // The image a volume id alone names (unstage without a record), for `mapper`.
+  absl::StatusOr<ImageId> ImageOfVolumeId(const std::string& volume_id,
+                                          const MapperTraits& traits) const;
+  // The identity the record's image had when staged (records of older versions lack the
+  // cluster id of Ceph images; it is derived from the recorded monitors).
+  ImageId ImageOfRecord(const VolumeRecord& record) const;
+  // FAILED_PRECONDITION when a record of another volume id is for the same image (staged, or
+  // an unfinished stage or unstage): one image is staged for one volume at a time. Callers
+  // hold the image lock, so the answer stays true until they release it.
+  absl::Status CheckNoOtherOwner(const VolumeRecord& record) const;
   absl::StatusOr<VolumeRecord> RecordFromRequest(const csi::v1::NodeStageVolumeRequest& req,
                                                  MapOptions* map_options) const;
   // OK while the record's device is still mapped with the same numbers and, for filesystem

@@ -58,27 +58,84 @@ constexpr int kMaxUnmounts = 64;
 
 }  // namespace
 
-ImageSpec NodeOps::ImageFromVolumeId(const std::string& id, const std::string& pool,
-                                     const std::string& image) const {
-  // Without a context, a volume id "pool/image" or "image" names the image.
-  const size_t slash = id.find('/');
-  ImageSpec spec;
-  spec.pool = !pool.empty()                ? pool
-              : slash == std::string::npos ? config_.default_pool
-                                           : id.substr(0, slash);
-  spec.image = !image.empty() ? image : slash == std::string::npos ? id : id.substr(slash + 1);
-  return spec;
+absl::StatusOr<Mapper*> NodeOps::MapperFor(const std::string& name) const {
+  return deps_.mappers->Find(name);
 }
 
-absl::StatusOr<Mapper*> NodeOps::MapperFor(const std::string& name) const {
-  auto it = deps_.mappers.find(name);
-  if (it == deps_.mappers.end()) {
-    std::vector<std::string> names;
-    for (const auto& [n, m] : deps_.mappers) names.push_back(n);
-    return absl::InvalidArgumentError(
-        absl::StrCat("unknown mapper '", name, "': this node has ", absl::StrJoin(names, ", ")));
+absl::StatusOr<ImageId> NodeOps::ImageOfRequest(
+    const std::string& volume_id, const google::protobuf::Map<std::string, std::string>& ctx,
+    const MapperTraits& traits) const {
+  auto get = [&ctx](const char* key) {
+    auto it = ctx.find(key);
+    return it == ctx.end() ? std::string() : it->second;
+  };
+  ImageId id;
+  if (get("image").empty()) {
+    ASSIGN_OR_RETURN(id, ImageOfVolumeId(volume_id, traits));
+  } else {
+    id.pool = get("pool").empty() ? config_.default_pool : get("pool");
+    id.rados_namespace = get("radosNamespace");
+    id.image = get("image");
+    RETURN_IF_ERROR(Annotate(ValidateImageName(id.pool, "pool"), "volume_context"));
+    if (!id.rados_namespace.empty()) {
+      RETURN_IF_ERROR(
+          Annotate(ValidateImageName(id.rados_namespace, "radosNamespace"), "volume_context"));
+    }
+    RETURN_IF_ERROR(Annotate(ValidateImageName(id.image, "image"), "volume_context"));
   }
-  return it->second;
+  if (!get("clusterID").empty()) {
+    if (!traits.ceph_images) {
+      return absl::InvalidArgumentError(
+          "volume_context.clusterID names a Ceph cluster, which the chosen mapper cannot map");
+    }
+    RETURN_IF_ERROR(Annotate(ValidateImageName(get("clusterID"), "clusterID"), "volume_context"));
+    id.cluster_id = get("clusterID");
+  }
+  if (traits.ceph_images && id.cluster_id.empty() && !get("monitors").empty()) {
+    id.cluster_id = ClusterIdFromMonitors(get("monitors"));
+  }
+  return id;
+}
+
+absl::StatusOr<ImageId> NodeOps::ImageOfVolumeId(const std::string& volume_id,
+                                                 const MapperTraits& traits) const {
+  absl::StatusOr<ImageId> id = DecodeVolumeId(volume_id);
+  if (absl::IsNotFound(id.status()) && ValidateImageName(volume_id, "image").ok()) {
+    // A bare image name: the default pool (kept from before the volume-id codec).
+    return ImageId{"", config_.default_pool, "", volume_id};
+  }
+  if (id.ok() && !traits.ceph_images && !id->cluster_id.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("volume ", volume_id,
+                                                   " names an image of cluster ", id->cluster_id,
+                                                   ", which the chosen mapper cannot map"));
+  }
+  return id;
+}
+
+ImageId NodeOps::ImageOfRecord(const VolumeRecord& record) const {
+  ImageId id = record.image_id();
+  if (id.cluster_id.empty() && !record.monitors.empty()) {
+    absl::StatusOr<Mapper*> mapper = MapperFor(record.mapper);
+    if (mapper.ok() && (*mapper)->Traits().ceph_images) {
+      id.cluster_id = ClusterIdFromMonitors(record.monitors);
+    }
+  }
+  return id;
+}
+
+absl::Status NodeOps::CheckNoOtherOwner(const VolumeRecord& record) const {
+  const std::string key = ImageOfRecord(record).Key();
+  ASSIGN_OR_RETURN(std::vector<VolumeRecord> all, deps_.records->List());
+  for (const VolumeRecord& r : all) {
+    if (r.volume_id == record.volume_id || ImageOfRecord(r).Key() != key) continue;
+    return absl::FailedPreconditionError(
+        absl::StrCat("volume ", record.volume_id, ": image ", ImageOfRecord(record).ToString(),
+                     r.step == StageStep::kStaged
+                         ? " is already staged on this node for volume "
+                         : " has an unfinished stage or unstage on this node for volume ",
+                     r.volume_id, "; unstage that volume first"));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<VolumeRecord> NodeOps::RecordFromRequest(const csi::v1::NodeStageVolumeRequest& req,
@@ -92,8 +149,11 @@ absl::StatusOr<VolumeRecord> NodeOps::RecordFromRequest(const csi::v1::NodeStage
   VolumeRecord r;
   r.volume_id = req.volume_id();
   r.mapper = get("mapper").empty() ? config_.default_mapper : get("mapper");
-  RETURN_IF_ERROR(MapperFor(r.mapper).status());
-  r.image = ImageFromVolumeId(req.volume_id(), get("pool"), get("image"));
+  ASSIGN_OR_RETURN(Mapper * mapper, MapperFor(r.mapper));
+  const MapperTraits traits = mapper->Traits();
+  ASSIGN_OR_RETURN(const ImageId image, ImageOfRequest(req.volume_id(), ctx, traits));
+  r.cluster_id = image.cluster_id;
+  r.image = image.Spec();
   r.monitors = get("monitors");
   r.staging_path = CanonicalPath(req.staging_target_path());
   r.block = cap.block;
@@ -105,16 +165,23 @@ absl::StatusOr<VolumeRecord> NodeOps::RecordFromRequest(const csi::v1::NodeStage
   map_options->image = r.image;
   map_options->read_only = r.read_only;
   map_options->monitors = r.monitors;
-  auto secret = [&req](const char* key) {
+  auto secret = [&req](const std::string& key) {
     auto it = req.secrets().find(key);
     return it == req.secrets().end() ? std::string() : it->second;
   };
   r.user = secret("userID");
   map_options->user = r.user;
   map_options->key = secret("userKey");
-  if (r.mapper == "krbd" && (r.monitors.empty() || r.user.empty() || map_options->key.empty())) {
+  std::vector<std::string> missing;
+  for (const std::string& key : traits.required_context) {
+    if (get(key.c_str()).empty()) missing.push_back("volume_context." + key);
+  }
+  for (const std::string& key : traits.required_secrets) {
+    if (secret(key).empty()) missing.push_back("the secret " + key);
+  }
+  if (!missing.empty()) {
     return absl::InvalidArgumentError(
-        "the krbd mapper needs volume_context.monitors and the secrets userID and userKey");
+        absl::StrCat("the ", r.mapper, " mapper needs ", absl::StrJoin(missing, " and ")));
   }
   return r;
 }
@@ -143,8 +210,20 @@ absl::Status NodeOps::Stage(const csi::v1::NodeStageVolumeRequest& req) {
   ASSIGN_OR_RETURN(VolumeRecord want, RecordFromRequest(req, &map_options));
   RETURN_IF_ERROR(deps_.locks->TryLock(req.volume_id()));
   VolumeLockGuard guard(deps_.locks, req.volume_id());
+  // One image, many names (issue: two volume ids, two rw mounts): serialize by the image and
+  // decide ownership only while holding its lock.
+  const ImageId image = ImageOfRecord(want);
+  RETURN_IF_ERROR(deps_.locks->TryLockImage(image, req.volume_id()));
+  ImageLockGuard image_guard(deps_.locks, image);
+  RETURN_IF_ERROR(CheckNoOtherOwner(want));
 
   ASSIGN_OR_RETURN(std::optional<VolumeRecord> have, deps_.records->Load(req.volume_id()));
+  std::optional<ImageLockGuard> old_image_guard;
+  if (have && ImageOfRecord(*have).Key() != image.Key()) {
+    // An unfinished operation of this volume id on another image: that image is undone below.
+    RETURN_IF_ERROR(deps_.locks->TryLockImage(ImageOfRecord(*have), req.volume_id()));
+    old_image_guard.emplace(deps_.locks, ImageOfRecord(*have));
+  }
   BusyBudget budget;
   if (have && have->step == StageStep::kStaged) {
     RETURN_IF_ERROR(CheckCompatible(*have, want));
@@ -359,13 +438,13 @@ absl::StatusOr<std::optional<VolumeRecord>> NodeOps::RecordFromMountTable(
   std::vector<MountInfo> at = MountsAt(table, path);
   if (at.empty()) return std::nullopt;
   // Which of our mappers owns the mounted device?
-  for (const auto& [name, mapper] : deps_.mappers) {
+  for (Mapper* mapper : deps_.mappers->All()) {
     ASSIGN_OR_RETURN(std::vector<MappedDevice> mapped, ListUsable(*mapper));
     for (const MappedDevice& d : mapped) {
       if (!SameDevice(at.front(), d)) continue;
       VolumeRecord r;
       r.volume_id = volume_id;
-      r.mapper = name;
+      r.mapper = std::string(mapper->Name());
       r.image = d.image;
       r.device = d;
       r.staging_path = path;
@@ -392,11 +471,14 @@ absl::StatusOr<std::vector<MappedDevice>> NodeOps::ListUsable(Mapper& mapper) co
 
 absl::StatusOr<std::optional<VolumeRecord>> NodeOps::RecordFromMappers(
     const std::string& volume_id) const {
-  const ImageSpec image = ImageFromVolumeId(volume_id, "", "");
-  for (const auto& [name, mapper] : deps_.mappers) {
+  for (Mapper* mapper : deps_.mappers->All()) {
+    absl::StatusOr<ImageId> id = ImageOfVolumeId(volume_id, mapper->Traits());
+    if (!id.ok()) continue;  // an id this mapper's images cannot have
+    const ImageSpec image = id->Spec();
     VolumeRecord r;
     r.volume_id = volume_id;
-    r.mapper = name;
+    r.mapper = std::string(mapper->Name());
+    r.cluster_id = id->cluster_id;
     r.image = image;
     r.step = StageStep::kUnmounted;
     ASSIGN_OR_RETURN(std::vector<MappedDevice> all, ListUsable(*mapper));
@@ -421,6 +503,7 @@ absl::Status NodeOps::Unstage(const csi::v1::NodeUnstageVolumeRequest& req) {
   VolumeLockGuard guard(deps_.locks, req.volume_id());
 
   ASSIGN_OR_RETURN(std::optional<VolumeRecord> record, deps_.records->Load(req.volume_id()));
+  const bool from_store = record.has_value();
   if (!record) {
     // DESIGN.md step 2: without a record, what to undo comes from the mount table, then from
     // the mappers' own lists (mapped but not mounted, e.g. after a lost state directory).
@@ -429,6 +512,13 @@ absl::Status NodeOps::Unstage(const csi::v1::NodeUnstageVolumeRequest& req) {
       ASSIGN_OR_RETURN(record, RecordFromMappers(req.volume_id()));
     }
     if (!record) return absl::OkStatus();  // nothing mounted, nothing mapped: done already
+  }
+  const ImageId image = ImageOfRecord(*record);
+  RETURN_IF_ERROR(deps_.locks->TryLockImage(image, req.volume_id()));
+  ImageLockGuard image_guard(deps_.locks, image);
+  if (!from_store) {
+    // Found without a record: under the image lock, make sure no other volume owns it now.
+    RETURN_IF_ERROR(CheckNoOtherOwner(*record));
     Log()->warn("volume {}: no record; found {} ({}:{}) of image {} and will undo it",
                 req.volume_id(), record->device.path, record->device.major, record->device.minor,
                 record->image.ToString());

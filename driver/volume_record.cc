@@ -65,7 +65,9 @@ std::string EncodeRecord(const VolumeRecord& r) {
       {"version", kFormatVersion},
       {"volume_id", r.volume_id},
       {"mapper", r.mapper},
+      {"cluster_id", r.cluster_id},
       {"pool", r.image.pool},
+      {"rados_namespace", r.image.rados_namespace},
       {"image", r.image.image},
       {"monitors", r.monitors},
       {"user", r.user},
@@ -95,7 +97,9 @@ absl::StatusOr<VolumeRecord> DecodeRecord(std::string_view json) {
     VolumeRecord r;
     r.volume_id = j.at("volume_id").get<std::string>();
     r.mapper = j.at("mapper").get<std::string>();
+    r.cluster_id = j.value("cluster_id", "");
     r.image.pool = j.at("pool").get<std::string>();
+    r.image.rados_namespace = j.value("rados_namespace", "");
     r.image.image = j.at("image").get<std::string>();
     r.monitors = j.value("monitors", "");
     r.user = j.value("user", "");

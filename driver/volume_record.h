@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "rbd/image_id.h"
 #include "rbd/mapper.h"
 
 namespace rbdcsi {
@@ -26,7 +27,8 @@ std::string_view StageStepName(StageStep step);
 
 struct VolumeRecord {
   std::string volume_id;
-  std::string mapper;  // "loop", "krbd"
+  std::string mapper;      // "loop", "krbd"
+  std::string cluster_id;  // of the image; empty for the loop backend
   ImageSpec image;
   std::string monitors;  // krbd; the key is never recorded
   std::string user;
@@ -44,6 +46,7 @@ struct VolumeRecord {
   StageStep step = StageStep::kMapping;
 
   bool has_device() const { return !device.path.empty(); }
+  ImageId image_id() const { return ImageId::FromSpec(cluster_id, image); }
 };
 
 std::string EncodeRecord(const VolumeRecord& record);

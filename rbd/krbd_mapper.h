@@ -56,6 +56,12 @@ class KrbdMapper : public Mapper {
   explicit KrbdMapper(CommandRunner* runner, KrbdMapperOptions options = {});
 
   std::string_view Name() const override { return "krbd"; }
+  MapperTraits Traits() const override {
+    return {{"monitors"},
+            {"userID", "userKey"},
+            /*unmap_refuses_busy=*/true,
+            /*ceph_images=*/true};
+  }
 
   // `rbd device map POOL/IMAGE --id USER -m MONITORS --keyfile FILE [--read-only]`.
   // NOT_FOUND when rbd reports ENOENT (no such image or pool), UNAVAILABLE on a connection

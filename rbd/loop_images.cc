@@ -16,20 +16,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "base/fd.h"
-#include "base/status.h"
 #include "base/file_util.h"
+#include "base/status.h"
 
 namespace rbdcsi {
 namespace {
 
 constexpr absl::string_view kImageSuffix = ".img";
-constexpr size_t kMaxNameLength = 128;
-
-bool IsNameChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-         c == '_' || c == '-';
-}
-
 struct DirCloser {
   void operator()(DIR* dir) const { closedir(dir); }
 };
@@ -74,28 +67,19 @@ class TempFileGuard {
 
 }  // namespace
 
-LoopImageStore::LoopImageStore(std::string data_dir) : data_dir_(std::move(data_dir)) {
+LoopImageStore::LoopImageStore(std::string data_dir, Mapper* mapped)
+    : data_dir_(std::move(data_dir)), mapped_(mapped) {
   while (data_dir_.size() > 1 && data_dir_.back() == '/') data_dir_.pop_back();
 }
 
-absl::Status LoopImageStore::ValidateName(std::string_view name_view) {
-  const absl::string_view name(name_view.data(), name_view.size());
-  if (name.empty() || name.size() > kMaxNameLength) {
-    return absl::InvalidArgumentError(absl::StrCat("name \"", name.substr(0, kMaxNameLength),
-                                                   "\" must be 1 to 128 characters long"));
-  }
-  if (name.front() == '.') {
-    return absl::InvalidArgumentError(absl::StrCat("name \"", name, "\" must not start with '.'"));
-  }
-  if (!std::all_of(name.begin(), name.end(), IsNameChar)) {
-    // The name is user input: show only what is safe to print.
-    return absl::InvalidArgumentError(
-        "name must consist of the characters A-Z, a-z, 0-9, '.', '_' and '-'");
-  }
-  return absl::OkStatus();
+absl::Status LoopImageStore::ValidateName(std::string_view name) {
+  return ValidateImageName(name, "name");
 }
 
 absl::Status LoopImageStore::ValidateSpec(const ImageSpec& spec) {
+  if (!spec.rados_namespace.empty()) {
+    return absl::InvalidArgumentError("the loop backend has no rados namespaces");
+  }
   RETURN_IF_ERROR(Annotate(ValidateName(spec.pool), "invalid pool"));
   return Annotate(ValidateName(spec.image), "invalid image");
 }

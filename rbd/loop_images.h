@@ -10,18 +10,24 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "rbd/image_store.h"
 #include "rbd/mapper.h"
 
 namespace rbdcsi {
 
 // Stores each image as the sparse file `<data_dir>/images/<pool>/<image>.img`. Sizes are rounded
 // up to a multiple of 512 bytes, the loop driver's smallest sector. Thread-safe; concurrent
-// calls on the same image are serialized by the caller (per-volume lock).
-class LoopImageStore {
+// calls on the same image are serialized by the caller (per-image lock).
+//
+// As an ImageStore it holds the images of the empty cluster id, in the default namespace only
+// (INVALID_ARGUMENT otherwise). It has no snapshots or clones yet (UNIMPLEMENTED; none listed).
+class LoopImageStore : public ImageStore {
  public:
-  static constexpr uint64_t kSectorSize = 512;
+  static constexpr uint64_t kSectorSize = kImageSectorSize;
 
-  explicit LoopImageStore(std::string data_dir);
+  // `mapped` (may be null: nothing is ever watched) lists the loop devices of these images; it
+  // tells Watchers() and Delete() who has an image open. It must outlive the store.
+  explicit LoopImageStore(std::string data_dir, Mapper* mapped = nullptr);
 
   // OK for 1-128 characters of [A-Za-z0-9._-] that do not start with '.'; INVALID_ARGUMENT
   // otherwise. Pool and image names both follow this rule.
@@ -55,8 +61,28 @@ class LoopImageStore {
   // `size` rounded up to kSectorSize; INVALID_ARGUMENT when that does not fit in off_t.
   static absl::StatusOr<uint64_t> RoundSize(uint64_t size);
 
+  // ImageStore (contracts there).
+  absl::StatusOr<ImageInfo> Create(const ImageId& id, uint64_t size_bytes,
+                                   const CreateOptions& options) override;
+  absl::Status Delete(const ImageId& id) override;
+  absl::Status Resize(const ImageId& id, uint64_t new_size) override;
+  absl::StatusOr<ImageInfo> Info(const ImageId& id) override;
+  absl::StatusOr<std::vector<ImageInfo>> List(std::string_view pool) override;
+  absl::StatusOr<SnapshotInfo> CreateSnapshot(const ImageId& source,
+                                              std::string_view name) override;
+  absl::Status DeleteSnapshot(const SnapshotId& id) override;
+  absl::StatusOr<std::vector<SnapshotInfo>> ListSnapshots(
+      const std::optional<ImageId>& source) override;
+  absl::StatusOr<ImageInfo> CloneFromSnapshot(const SnapshotId& snapshot, const ImageId& dst,
+                                              uint64_t size_bytes) override;
+  absl::StatusOr<ImageInfo> CloneFromImage(const ImageId& src, const ImageId& dst,
+                                           uint64_t size_bytes) override;
+  absl::StatusOr<uint64_t> Capacity(std::string_view pool) override;
+  absl::StatusOr<std::vector<std::string>> Watchers(const ImageId& id) override;
+
  private:
   std::string data_dir_;
+  Mapper* mapped_;
 };
 
 }  // namespace rbdcsi

@@ -24,6 +24,7 @@ class LoopMapper : public Mapper {
   LoopMapper(LoopImageStore store, std::unique_ptr<LoopDevices> devices);
 
   std::string_view Name() const override { return "loop"; }
+  MapperTraits Traits() const override { return {}; }
 
   // NOT_FOUND when the image file does not exist, INVALID_ARGUMENT for a malformed spec.
   absl::StatusOr<MappedDevice> Map(const MapOptions& options) override;

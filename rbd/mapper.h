@@ -4,6 +4,7 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -11,12 +12,26 @@
 
 namespace rbdcsi {
 
+// An image as a mapper sees it: the cluster is reached through the mapper's own options.
 struct ImageSpec {
+  ImageSpec() = default;
+  ImageSpec(std::string pool, std::string image, std::string rados_namespace = "")
+      : pool(std::move(pool)),
+        image(std::move(image)),
+        rados_namespace(std::move(rados_namespace)) {}
+
   std::string pool;
   std::string image;
+  std::string rados_namespace;  // empty: the pool's default namespace
 
-  std::string ToString() const { return pool + "/" + image; }  // "pool/image"
-  bool operator==(const ImageSpec& o) const { return pool == o.pool && image == o.image; }
+  // "pool/image", or "pool/namespace/image"
+  std::string ToString() const {
+    return rados_namespace.empty() ? pool + "/" + image
+                                   : pool + "/" + rados_namespace + "/" + image;
+  }
+  bool operator==(const ImageSpec& o) const {
+    return pool == o.pool && image == o.image && rados_namespace == o.rados_namespace;
+  }
 };
 
 struct MapOptions {
@@ -39,13 +54,32 @@ struct MappedDevice {
   }
 };
 
-// Implementations are thread-safe for different images; callers serialize per volume.
+// What a mapper needs from a NodeStageVolume request, and how it behaves: the node core reads
+// these instead of comparing mapper names.
+struct MapperTraits {
+  // volume_context keys Map() needs (e.g. "monitors" -> MapOptions::monitors).
+  std::vector<std::string> required_context;
+  // secrets keys Map() needs ("userID" -> MapOptions::user, "userKey" -> MapOptions::key).
+  std::vector<std::string> required_secrets;
+  // True when Unmap() refuses (IsBusy()) while anything holds the device. False for mappers
+  // whose unmap pulls a device out from under its holders (rbd-nbd): the node then scans for
+  // holders before unmapping and refuses while there are any.
+  bool unmap_refuses_busy = true;
+  // True when the images live in a Ceph cluster (the image identity then has a cluster part,
+  // from volume_context clusterID or, for static volumes, from the monitors).
+  bool ceph_images = false;
+};
+
+// Implementations are thread-safe for different images; callers serialize per image.
 class Mapper {
  public:
   virtual ~Mapper() = default;
 
   // "loop", "krbd", ...: the value of the `mapper` volume-context key.
   virtual std::string_view Name() const = 0;
+
+  // Constant for the mapper's life.
+  virtual MapperTraits Traits() const = 0;
 
   // Maps the image and returns the new device. It does not look for an existing mapping;
   // callers consult List() first. NOT_FOUND when the image does not exist; INVALID_ARGUMENT

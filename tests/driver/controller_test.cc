@@ -1,6 +1,7 @@
 #include "driver/controller.h"
 
 #include "gtest/gtest.h"
+#include "rbd/loop_images.h"
 #include "tests/driver/fakes.h"
 #include "tests/support/test_support.h"
 
@@ -12,10 +13,17 @@ using ::testing::HasSubstr;
 class ControllerOpsTest : public ::testing::Test {
  protected:
   ControllerOpsTest()
-      : images_(dir_.path()),
-        mounter_(&log_, &script_),
+      : mounter_(&log_, &script_),
         mapper_("loop", &log_, &script_, &mounter_),
-        ops_({}, &images_, &mapper_, &locks_) {}
+        images_(dir_.path(), &mapper_),
+        stores_(&images_),
+        ops_(Config(), &stores_, &locks_) {}
+
+  static ControllerConfig Config() {
+    ControllerConfig config;
+    config.mappers = {"loop"};
+    return config;
+  }
 
   static csi::v1::CreateVolumeRequest Create(const std::string& name, int64_t required,
                                              int64_t limit = 0) {
@@ -30,11 +38,12 @@ class ControllerOpsTest : public ::testing::Test {
   }
 
   TempDir dir_{"controller"};
-  LoopImageStore images_;
   ActionLog log_;
   FailureScript script_;
   FakeMounter mounter_;
   FakeMapper mapper_;
+  LoopImageStore images_;
+  SingleStoreProvider stores_;
   VolumeLocks locks_;
   ControllerOps ops_;
 };

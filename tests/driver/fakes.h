@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -119,10 +120,13 @@ class FakeMapper : public Mapper {
       : name_(std::move(name)), log_(log), script_(script), mounter_(mounter) {}
 
   std::string_view Name() const override { return name_; }
+  MapperTraits Traits() const override { return traits_; }
+  void set_traits(MapperTraits traits) { traits_ = std::move(traits); }
 
   absl::StatusOr<MappedDevice> Map(const MapOptions& options) override {
     log_->push_back(absl::StrCat("map ", options.image.ToString(), options.read_only ? " ro" : ""));
     last_options_ = options;
+    if (on_next_map_) std::exchange(on_next_map_, nullptr)();
     RETURN_IF_ERROR(script_->Next("map"));
     if (images_.count(options.image.ToString()) == 0) {
       return absl::NotFoundError(absl::StrCat("image ", options.image.ToString(), " not found"));
@@ -170,6 +174,9 @@ class FakeMapper : public Mapper {
   }
 
   void AddImage(const std::string& spec) { images_.insert(spec); }
+  // Runs `hook` inside the next Map, before it maps (e.g. to hold a map while another call
+  // races it). The hook runs on the mapping thread; later Maps do not run it.
+  void OnNextMap(std::function<void()> hook) { on_next_map_ = std::move(hook); }
   // The next Map maps the image and then reports `status`, like an rbd CLI failing after the
   // kernel mapped the image.
   void FailAfterMapping(absl::Status status) { fail_after_mapping_ = std::move(status); }
@@ -185,6 +192,8 @@ class FakeMapper : public Mapper {
   std::vector<MappedDevice> mapped_;
   MapOptions last_options_;
   absl::Status fail_after_mapping_;
+  MapperTraits traits_;
+  std::function<void()> on_next_map_;
 };
 
 class FakeFilesystems : public Filesystems {

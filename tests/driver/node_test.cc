@@ -5,7 +5,7 @@
 #include <filesystem>
 
 #include "gtest/gtest.h"
-#include "tests/driver/fakes.h"
+#include "tests/driver/node_fixture.h"
 #include "tests/support/test_support.h"
 
 namespace rbdcsi {
@@ -15,65 +15,6 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
-
-class NodeOpsTest : public ::testing::Test {
- protected:
-  NodeOpsTest()
-      : mounter_(&log_, &script_),
-        loop_("loop", &log_, &script_, &mounter_),
-        krbd_("krbd", &log_, &script_, &mounter_),
-        filesystems_(&log_, &script_),
-        records_(dir_ / "records"),
-        busy_(&log_) {
-    std::filesystem::create_directories(records_.dir());
-    loop_.AddImage("rbd/img1");
-    krbd_.AddImage("pool2/img2");
-    NodeDeps deps;
-    deps.mounter = &mounter_;
-    deps.filesystems = &filesystems_;
-    deps.mappers = {{"loop", &loop_}, {"krbd", &krbd_}};
-    deps.records = &records_;
-    deps.locks = &locks_;
-    deps.busy = &busy_;
-    ops_ = std::make_unique<NodeOps>(NodeConfig{"node-1"}, deps);
-  }
-
-  std::string staging() const { return dir_ / "staging"; }
-
-  csi::v1::NodeStageVolumeRequest StageRequest(const std::string& fs = "ext4") const {
-    csi::v1::NodeStageVolumeRequest req;
-    req.set_volume_id("rbd/img1");
-    req.set_staging_target_path(staging());
-    auto* cap = req.mutable_volume_capability();
-    cap->mutable_mount()->set_fs_type(fs);
-    cap->mutable_mount()->add_mount_flags("noatime");
-    cap->mutable_access_mode()->set_mode(csi::v1::VolumeCapability::AccessMode::SINGLE_NODE_WRITER);
-    (*req.mutable_volume_context())["mapper"] = "loop";
-    return req;
-  }
-
-  csi::v1::NodeUnstageVolumeRequest UnstageRequest() const {
-    csi::v1::NodeUnstageVolumeRequest req;
-    req.set_volume_id("rbd/img1");
-    req.set_staging_target_path(staging());
-    return req;
-  }
-
-  bool HasRecord() { return records_.Load("rbd/img1").value().has_value(); }
-  StageStep RecordStep() { return records_.Load("rbd/img1").value()->step; }
-
-  TempDir dir_{"node"};
-  ActionLog log_;
-  FailureScript script_;
-  FakeMounter mounter_;
-  FakeMapper loop_;
-  FakeMapper krbd_;
-  FakeFilesystems filesystems_;
-  RecordStore records_;
-  VolumeLocks locks_;
-  ScriptedBusyHandler busy_;
-  std::unique_ptr<NodeOps> ops_;
-};
 
 TEST_F(NodeOpsTest, StageMapsFormatsBlankDeviceAndMounts) {
   ASSERT_THAT(ops_->Stage(StageRequest()), IsOk());
@@ -271,15 +212,7 @@ TEST_F(NodeOpsTest, ConcurrentOperationOnTheSameVolumeIsAborted) {
 }
 
 TEST_F(NodeOpsTest, KrbdTakesMonitorsAndSecretsButNeverRecordsTheKey) {
-  auto req = StageRequest();
-  req.set_volume_id("vol-2");
-  auto& ctx = *req.mutable_volume_context();
-  ctx["mapper"] = "krbd";
-  ctx["pool"] = "pool2";
-  ctx["image"] = "img2";
-  ctx["monitors"] = "10.0.0.1:6789";
-  (*req.mutable_secrets())["userID"] = "kube";
-  (*req.mutable_secrets())["userKey"] = "AQBs3cr3tKey==";
+  auto req = KrbdStageRequest("vol-2", "10.0.0.1:6789");
   ASSERT_THAT(ops_->Stage(req), IsOk());
   EXPECT_EQ(krbd_.last_options().key, "AQBs3cr3tKey==");
   EXPECT_EQ(krbd_.last_options().user, "kube");
@@ -460,7 +393,7 @@ TEST_F(NodeOpsTest, AnotherVolumesMappingIsNeitherReusedNorUnmapped) {
   alias.mutable_volume_context()->clear();
   alias.set_staging_target_path(dir_ / "other-staging");
   EXPECT_THAT(ops_->Stage(alias), StatusIs(absl::StatusCode::kFailedPrecondition,
-                                           HasSubstr("already mapped at /dev/fake0 for volume "
+                                           HasSubstr("already staged on this node for volume "
                                                      "rbd/img1")));
   csi::v1::NodeUnstageVolumeRequest unstage_alias;
   unstage_alias.set_volume_id("img1");
