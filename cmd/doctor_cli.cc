@@ -7,11 +7,8 @@
 #include "base/command.h"
 #include "base/status.h"
 #include "cmd/doctor.h"
+#include "cmd/mappers.h"
 #include "driver/volume_record.h"
-#include "rbd/krbd_mapper.h"
-#include "rbd/loop_device.h"
-#include "rbd/loop_images.h"
-#include "rbd/loop_mapper.h"
 
 namespace rbdcsi {
 namespace {
@@ -119,11 +116,16 @@ int RunDoctor(const DoctorFlags& flags) {
                               r.staging_mount_id});
   }
   std::unique_ptr<CommandRunner> runner = NewRealCommandRunner();
-  LoopMapper loop(LoopImageStore(flags.data_dir), NewRealLoopDevices());
-  KrbdMapperOptions krbd_options;
-  krbd_options.rbd_program = flags.rbd_program;
-  KrbdMapper krbd(runner.get(), krbd_options);
-  for (Mapper* mapper : std::initializer_list<Mapper*>{&loop, &krbd}) {
+  MapperEnv env;
+  env.data_dir = flags.data_dir;
+  env.rbd_program = flags.rbd_program;
+  env.runner = runner.get();
+  MapperRegistry mappers;
+  if (absl::Status st = RegisterMappers(env, &mappers); !st.ok()) {
+    std::cerr << "rbdcsi doctor: " << st.message() << "\n";
+    return 2;
+  }
+  for (Mapper* mapper : mappers.All()) {
     absl::StatusOr<std::vector<MappedDevice>> mapped = mapper->List();
     if (!mapped.ok()) {
       notes.push_back(absl::StrCat("mapper ", AsAbsl(mapper->Name()), ": cannot list its devices (",

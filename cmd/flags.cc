@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/status.h"
+#include "cmd/mappers.h"
 #include "driver/endpoint.h"
 
 namespace rbdcsi {
@@ -33,7 +34,8 @@ void AddServeFlags(CLI::App& app, ServeFlags& flags) {
                "Do not serve the Controller service (the loop backend's provisioner)");
   app.add_option("--default-mapper", flags.default_mapper,
                  "Mapper for volumes whose context names none: loop (embedded) or krbd")
-      ->capture_default_str();  // checked against the registered mappers at start
+      ->check(CLI::IsMember(MapperNames()))
+      ->capture_default_str();
   app.add_option("--rbd-program", flags.rbd_program, "The rbd CLI the krbd mapper runs")
       ->capture_default_str();
   app.add_option("--key-dir", flags.key_dir,

@@ -13,6 +13,7 @@
 #include "base/file_util.h"
 #include "base/logging.h"
 #include "base/version.h"
+#include "cmd/mappers.h"
 #include "driver/busy_handler.h"
 #include "driver/controller.h"
 #include "driver/holder_busy_handler.h"
@@ -27,20 +28,27 @@
 #include "mounter/ns_unmount.h"
 #include "mounter/procfs.h"
 #include "rbd/key_file.h"
-#include "rbd/krbd_mapper.h"
-#include "rbd/loop_device.h"
 #include "rbd/loop_images.h"
-#include "rbd/loop_mapper.h"
 #include "rbd/mapper_registry.h"
 
 namespace rbdcsi {
 namespace {
 
-KrbdMapperOptions KrbdOptions(const ServeFlags& flags) {
-  KrbdMapperOptions options;
-  options.rbd_program = flags.rbd_program;
-  options.key_dir = flags.key_dir;
-  return options;
+MapperRegistry* NewMappers(const ServeFlags& flags, CommandRunner* runner) {
+  auto* registry = new MapperRegistry;
+  if (absl::Status st =
+          RegisterMappers({flags.data_dir, flags.rbd_program, flags.key_dir, runner}, registry);
+      !st.ok()) {
+    Logger("server")->critical("{}", st.message());
+    std::abort();  // a programming error in the mapper table
+  }
+  return registry;
+}
+
+// The loop backend's mapper: the loop image store lists its devices as the images' watchers.
+Mapper* LoopMapperOf(const MapperRegistry& mappers) {
+  absl::StatusOr<Mapper*> loop = mappers.Find("loop");
+  return loop.ok() ? *loop : nullptr;
 }
 
 // Every real OS implementation is built here and nowhere else.
@@ -49,8 +57,8 @@ struct Runtime {
       : runner(NewRealCommandRunner()),
         mounter(NewRealMounter()),
         filesystems(NewRealFilesystems(*runner)),
-        loop(LoopImageStore(flags.data_dir), NewRealLoopDevices()),
-        images(flags.data_dir, &loop),
+        mappers(NewMappers(flags, runner.get())),
+        images(flags.data_dir, LoopMapperOf(*mappers)),
         stores(&images),
         records(flags.state_dir + "/volumes"),
         procfs(NewRealProcFs()),
@@ -60,27 +68,12 @@ struct Runtime {
             HolderBusyConfig{
                 std::chrono::milliseconds(static_cast<int64_t>(flags.unstage_wait_seconds * 1000)),
                 {flags.reclaim_stale_mounts.begin(), flags.reclaim_stale_mounts.end()}},
-            &scanner, ns_unmounter.get()) {
-    RegisterMappers(flags);
-  }
-
-  // The mappers this node offers: one line each.
-  void RegisterMappers(const ServeFlags& flags) {
-    CheckRegistered(mappers.AddUnowned(&loop));  // also the loop image store's device list
-    CheckRegistered(mappers.Add(std::make_unique<KrbdMapper>(runner.get(), KrbdOptions(flags))));
-  }
-  static void CheckRegistered(const absl::Status& st) {
-    if (!st.ok()) {
-      Logger("server")->critical("{}", st.message());
-      std::abort();  // a programming error: two mappers under one name
-    }
-  }
+            &scanner, ns_unmounter.get()) {}
 
   std::unique_ptr<CommandRunner> runner;
   std::unique_ptr<Mounter> mounter;
   std::unique_ptr<Filesystems> filesystems;
-  LoopMapper loop;
-  MapperRegistry mappers;
+  std::unique_ptr<MapperRegistry> mappers;
   LoopImageStore images;
   SingleStoreProvider stores;
   RecordStore records;
@@ -128,17 +121,13 @@ int RunServe(ServeFlags flags) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   Runtime rt(flags);
-  if (absl::Status st = rt.mappers.Find(flags.default_mapper).status(); !st.ok()) {
-    std::cerr << "rbdcsi serve: --default-mapper: " << st.message() << "\n";
-    return 2;
-  }
   Server server({flags.socket_path, std::chrono::seconds(flags.grace_seconds)});
   IdentityService identity({flags.driver_name, kVersion, flags.state_dir, !flags.no_controller},
                            server.tracker());
   NodeDeps deps;
   deps.mounter = rt.mounter.get();
   deps.filesystems = rt.filesystems.get();
-  deps.mappers = &rt.mappers;
+  deps.mappers = rt.mappers.get();
   deps.records = &rt.records;
   deps.locks = &rt.locks;
   deps.busy = &rt.busy;
@@ -148,7 +137,7 @@ int RunServe(ServeFlags flags) {
   NodeOps node_ops(node_config, deps);
   NodeService node(&node_ops, server.tracker());
   ControllerConfig controller_config;
-  controller_config.mappers = {std::string(rt.loop.Name())};  // the loop store's images
+  controller_config.mappers = {"loop"};  // the loop store's images
   ControllerOps controller_ops(controller_config, &rt.stores, &rt.controller_locks);
   ControllerService controller(&controller_ops, server.tracker());
 
