@@ -18,7 +18,7 @@
 #include "driver/controller.h"
 #include "driver/holder_busy_handler.h"
 #include "driver/identity.h"
-#include "driver/node.h"
+#include "driver/node_service.h"
 #include "driver/server.h"
 #include "driver/volume_locks.h"
 #include "driver/volume_record.h"

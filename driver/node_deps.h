@@ -1,0 +1,34 @@
+// What the node's parts are built from: configuration and the OS boundaries.
+#ifndef RBDCSI_DRIVER_NODE_DEPS_H_
+#define RBDCSI_DRIVER_NODE_DEPS_H_
+
+#include <string>
+
+#include "driver/busy_handler.h"
+#include "driver/volume_locks.h"
+#include "driver/volume_record.h"
+#include "mounter/filesystem.h"
+#include "mounter/mounter.h"
+#include "rbd/mapper_registry.h"
+
+namespace rbdcsi {
+
+struct NodeConfig {
+  std::string node_id;
+  std::string default_mapper = "loop";  // when the volume context names none
+  std::string default_pool = "rbd";
+};
+
+// The OS boundaries the node logic works through; all must outlive the node's parts.
+struct NodeDeps {
+  Mounter* mounter = nullptr;
+  Filesystems* filesystems = nullptr;
+  const MapperRegistry* mappers = nullptr;
+  RecordStore* records = nullptr;
+  VolumeLocks* locks = nullptr;  // by volume id and by image
+  BusyHandler* busy = nullptr;
+};
+
+}  // namespace rbdcsi
+
+#endif  // RBDCSI_DRIVER_NODE_DEPS_H_

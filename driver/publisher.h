@@ -1,0 +1,42 @@
+// Publishing a staged volume to a pod's target path and back, its stats and its expansion.
+#ifndef RBDCSI_DRIVER_PUBLISHER_H_
+#define RBDCSI_DRIVER_PUBLISHER_H_
+
+#include "absl/status/status.h"
+#include "csi.pb.h"
+#include "driver/node_deps.h"
+#include "driver/volume_finder.h"
+
+namespace rbdcsi {
+
+// Thread-safe; operations on one volume are serialized by the per-volume try-lock (ABORTED).
+class Publisher {
+ public:
+  Publisher(const NodeDeps& deps, const VolumeFinder& finder) : deps_(deps), finder_(finder) {}
+
+  // Bind-mounts the staged filesystem (or the device, for block volumes) at the target path.
+  // NOT_FOUND when the volume is not staged here; FAILED_PRECONDITION when its staging mount
+  // or mapping is gone; ALREADY_EXISTS when the target holds something else.
+  absl::Status Publish(const csi::v1::NodePublishVolumeRequest& req);
+
+  // Unmounts and removes the target path; OK when it is already gone.
+  absl::Status Unpublish(const csi::v1::NodeUnpublishVolumeRequest& req);
+
+  // Usage of the volume path, and the volume condition (abnormal when the staging mount or the
+  // mapping is gone). NOT_FOUND when the volume is not staged or the path does not exist.
+  absl::Status GetVolumeStats(const csi::v1::NodeGetVolumeStatsRequest& req,
+                              csi::v1::NodeGetVolumeStatsResponse* resp);
+
+  // Makes the device and the filesystem follow a grown image. OUT_OF_RANGE when the device is
+  // still smaller than asked.
+  absl::Status Expand(const csi::v1::NodeExpandVolumeRequest& req,
+                      csi::v1::NodeExpandVolumeResponse* resp);
+
+ private:
+  const NodeDeps& deps_;
+  const VolumeFinder& finder_;
+};
+
+}  // namespace rbdcsi
+
+#endif  // RBDCSI_DRIVER_PUBLISHER_H_
