@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <optional>
@@ -15,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "base/status.h"
 #include "rbd/key_file.h"
+#include "rbd/krbd_sysfs.h"
 
 namespace rbdcsi {
 namespace {
@@ -91,11 +93,19 @@ std::optional<std::string> DevicePathOf(absl::string_view out) {
 
 }  // namespace
 
+bool UdevRunning() { return access("/run/udev/control", F_OK) == 0; }
+
 KrbdMapper::KrbdMapper(CommandRunner* runner, KrbdMapperOptions options)
     : runner_(runner), options_([&options] {
         if (!options.stat_device) options.stat_device = StatBlockDevice;
+        if (!options.udev_running) options.udev_running = UdevRunning;
         return std::move(options);
       }()) {}
+
+std::vector<std::string> KrbdMapper::UdevOptions() const {
+  if (options_.udev_running()) return {};
+  return {"-o", "noudev"};
+}
 
 absl::StatusOr<CommandResult> KrbdMapper::Run(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {options_.rbd_program};
@@ -128,6 +138,7 @@ absl::StatusOr<MappedDevice> KrbdMapper::Map(const MapOptions& options) {
                                    "--id",           options.user, "-m",
                                    options.monitors, "--keyfile",  key_file->path()};
   if (options.read_only) args.push_back("--read-only");
+  for (std::string& option : UdevOptions()) args.push_back(std::move(option));
   absl::StatusOr<CommandResult> result = Run(args);
   key_file.reset();  // rbd has read it (or failed); the key does not outlive the call
   if (!result.ok()) {
@@ -183,7 +194,10 @@ absl::Status KrbdMapper::Unmap(const MappedDevice& device) {
     }
     if (!still_ours) return absl::OkStatus();
   }
-  ASSIGN_OR_RETURN(const CommandResult result, Run({"device", "unmap", device.path}));
+  std::vector<std::string> args = {"device", "unmap"};
+  for (std::string& option : UdevOptions()) args.push_back(std::move(option));
+  args.push_back(device.path);
+  ASSIGN_OR_RETURN(const CommandResult result, Run(args));
   if (result.exit_code == 0) return absl::OkStatus();
   if (RbdErrno(result) == kEbusy) {
     return BusyError(
@@ -194,6 +208,19 @@ absl::Status KrbdMapper::Unmap(const MappedDevice& device) {
 }
 
 absl::StatusOr<std::vector<MappedDevice>> KrbdMapper::List() {
+  struct stat st {};
+  if (stat(options_.sysfs_devices.c_str(), &st) != 0) return ListFromCli();
+  ASSIGN_OR_RETURN(const std::vector<KrbdSysfsDevice> devices,
+                   ReadKrbdSysfs(options_.sysfs_devices));
+  std::vector<MappedDevice> out;
+  for (const KrbdSysfsDevice& d : devices) {
+    if (!d.nspace.empty() || d.snap != "-") continue;
+    out.push_back(MappedDevice{d.device(), d.number.major, d.number.minor, {d.pool, d.name}});
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<MappedDevice>> KrbdMapper::ListFromCli() {
   ASSIGN_OR_RETURN(const CommandResult result, Run({"device", "list", "--format", "json"}));
   if (result.exit_code != 0) {
     return absl::InternalError(absl::StrCat("listing mapped RBD devices: ", RbdWords(result, "")));

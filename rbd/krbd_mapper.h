@@ -43,10 +43,21 @@ struct KrbdMapperOptions {
   // a 0600 key file, and removes both when the call returns. Should be a tmpfs. Created (0700)
   // if missing.
   std::string key_dir = "/run/rbdcsi/keys";
+  // Bounds every rbd call; a call past it is killed (DEADLINE_EXCEEDED).
   std::chrono::milliseconds timeout{std::chrono::minutes(2)};
   // Finds the major:minor of a device path; null means StatBlockDevice. Tests replace it.
   std::function<absl::StatusOr<DeviceNumber>(const std::string& path)> stat_device;
+  // The kernel's list of its rbd devices. While it exists (the rbd module is loaded) List()
+  // reads it and runs no rbd command; without it nothing of krbd's can be mapped, and List()
+  // asks `rbd device list` (which answers [] then, or what a test double emulates).
+  std::string sysfs_devices = "/sys/bus/rbd/devices";
+  // Whether a udev daemon runs on this node; null means UdevRunning(). Without udev, `rbd device
+  // map/unmap` would wait forever for udev's events, so they get `-o noudev`.
+  std::function<bool()> udev_running;
 };
+
+// True when udevd's control socket exists (/run/udev/control), as libudev decides it.
+bool UdevRunning();
 
 // Maps RBD images with the kernel client by running the rbd CLI (argv only, never a shell). The
 // cephx key reaches rbd only through --keyfile. Thread-safe.
@@ -63,24 +74,30 @@ class KrbdMapper : public Mapper {
             /*ceph_images=*/true};
   }
 
-  // `rbd device map POOL/IMAGE --id USER -m MONITORS --keyfile FILE [--read-only]`.
+  // `rbd device map POOL/IMAGE --id USER -m MONITORS --keyfile FILE [--read-only]
+  // [-o noudev]`.
   // NOT_FOUND when rbd reports ENOENT (no such image or pool), UNAVAILABLE on a connection
   // timeout, INVALID_ARGUMENT for a malformed spec, user, monitor list or a missing key,
   // FAILED_PRECONDITION when the rbd program is not installed, DEADLINE_EXCEEDED when rbd did
   // not finish in time (the image may still get mapped: consult List()), INTERNAL otherwise.
   absl::StatusOr<MappedDevice> Map(const MapOptions& options) override;
-  // `rbd device unmap DEVICE`. When `device.image` is set, the device is first looked up in
-  // List() and left alone (OK) unless it still maps that image: device names are reused.
+  // `rbd device unmap [-o noudev] DEVICE`. When `device.image` is set, the device is first
+  // looked up in List() and left alone (OK) unless it still maps that image: device names are
+  // reused.
   // rbd's "not mapped" answers are OK; EBUSY is IsBusy() with rbd's own words.
   absl::Status Unmap(const MappedDevice& device) override;
-  // `rbd device list --format json`, image heads in the default namespace only (the only kind
-  // Map creates). major:minor are 0:0 for a device node that cannot be examined.
+  // The image heads in the default namespace (the only kind Map creates), from sysfs (see
+  // KrbdMapperOptions::sysfs_devices) or else `rbd device list --format json`. major:minor are
+  // 0:0 for a listed device node that cannot be examined.
   absl::StatusOr<std::vector<MappedDevice>> List() override;
   // The kernel client follows image resizes by itself: OK.
   absl::Status RefreshCapacity(const MappedDevice& device) override;
 
  private:
   absl::StatusOr<CommandResult> Run(const std::vector<std::string>& args);
+  // {"-o", "noudev"} without udev, else nothing.
+  std::vector<std::string> UdevOptions() const;
+  absl::StatusOr<std::vector<MappedDevice>> ListFromCli();
 
   CommandRunner* const runner_;
   const KrbdMapperOptions options_;

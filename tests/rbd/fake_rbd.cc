@@ -1,7 +1,7 @@
 // A test double for the `rbd` CLI's kernel-device commands, backed by loop devices.
 //
-//   rbd device map POOL/IMAGE --id USER -m MONITORS --keyfile FILE [--read-only]
-//   rbd device unmap DEVICE|POOL/IMAGE
+//   rbd device map POOL/IMAGE --id USER -m MONITORS --keyfile FILE [--read-only] [-o OPTIONS]
+//   rbd device unmap [-o OPTIONS] DEVICE|POOL/IMAGE
 //   rbd device list [--format json]
 //   rbd create POOL/IMAGE --size MIB        rbd rm POOL/IMAGE        (conveniences)
 //
@@ -9,10 +9,10 @@
 // <dir>/devices.json, and every invocation appends one JSON line to <dir>/calls.log with its own
 // /proc/self/cmdline and, for `map`, the key file's path ("keyfile"), whether it was valid
 // (exists, regular, mode 0600, not empty) and StableHash64 of its content in 16 hex digits
-// ("keyfile_hash"; null when unreadable), so tests can check which key rbd got without logging it.
-// Output and exit codes follow krbd's (`rbd` exits with the positive errno).
-// $RBDCSI_FAKE_RBD_MAP_ERRNO=N makes `map` fail like the kernel returned -N (e.g. 110).
-// A file <dir>/map_delay_ms holding N makes `map` take N ms longer, like a slow cluster.
+// ("keyfile_hash"; null when unreadable) and the -o value ("options"), so tests can check which key
+// rbd got without logging it. Output and exit codes follow krbd's (`rbd` exits with the positive
+// errno). $RBDCSI_FAKE_RBD_MAP_ERRNO=N makes `map` fail like the kernel returned -N (e.g. 110). A
+// file <dir>/map_delay_ms holding N makes `map` take N ms longer, like a slow cluster.
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -33,9 +33,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "base/fd.h"
+#include "base/file_util.h"
 #include "base/hash.h"
 #include "base/status.h"
-#include "base/file_util.h"
 #include "rbd/loop_device.h"
 
 namespace rbdcsi {
@@ -172,9 +172,10 @@ int FakeRbd::Map(const std::vector<std::string>& args) {
     const bool has_value = i + 1 < args.size();
     if (a == "--read-only") {
       read_only = true;
-    } else if ((a == "--id" || a == "-m" || a == "--keyfile") && has_value) {
+    } else if ((a == "--id" || a == "-m" || a == "--keyfile" || a == "-o") && has_value) {
       const std::string& value = args[++i];
       if (a == "--keyfile") keyfile = value;
+      if (a == "-o") call_["options"] = value;
       have_id |= a == "--id";
       have_mon |= a == "-m";
     } else if (!a.empty() && a[0] != '-' && spec_text.empty()) {
@@ -249,7 +250,12 @@ int FakeRbd::Map(const std::vector<std::string>& args) {
   return 0;
 }
 
-int FakeRbd::Unmap(const std::vector<std::string>& args) {
+int FakeRbd::Unmap(const std::vector<std::string>& all_args) {
+  std::vector<std::string> args = all_args;
+  if (args.size() >= 2 && args[0] == "-o") {
+    call_["options"] = args[1];
+    args.erase(args.begin(), args.begin() + 2);
+  }
   if (args.empty()) {
     std::cerr << "rbd: unmap requires either image name or device path" << std::endl;
     return kEinval;

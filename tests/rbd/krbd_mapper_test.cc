@@ -3,10 +3,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "base/file_util.h"
 #include "base/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -50,7 +52,18 @@ class KrbdMapperTest : public ::testing::Test {
       if (it == devices_.end()) return absl::NotFoundError(path + " does not exist");
       return it->second;
     };
+    options.udev_running = [this] { return udev_; };
+    options.sysfs_devices = dir_.path() + "/sys/bus/rbd/devices";  // absent unless a test adds it
     mapper_ = std::make_unique<KrbdMapper>(&runner_, options);
+  }
+
+  // Adds /sys/bus/rbd/devices/ID with the given attributes, as the kernel shows them.
+  void AddSysfsDevice(const std::string& id, const std::map<std::string, std::string>& files) {
+    const std::string dir = dir_.path() + "/sys/bus/rbd/devices/" + id;
+    ASSERT_THAT(MakeDirs(dir, 0755), IsOk());
+    for (const auto& [name, content] : files) {
+      std::ofstream(dir + "/" + name) << content << "\n";
+    }
   }
 
   MapOptions Options(bool read_only = false) {
@@ -97,8 +110,16 @@ class KrbdMapperTest : public ::testing::Test {
   std::map<std::string, DeviceNumber> devices_ = {{"/dev/rbd0", {252, 0}},
                                                   {"/dev/rbd1", {252, 16}}};
   KeyFileSeen seen_;
+  bool udev_ = true;
   std::unique_ptr<KrbdMapper> mapper_;
 };
+
+// A head image of the default namespace as a 6.1 kernel shows it (single-major numbering).
+std::map<std::string, std::string> SysfsImage(const std::string& name, const std::string& minor) {
+  return {{"pool", "replicapool"}, {"pool_id", "2"},   {"pool_ns", ""},
+          {"name", name},          {"image_id", "1f"}, {"current_snap", "-"},
+          {"major", "252"},        {"minor", minor},   {"client_addr", "127.0.0.1:0/4102"}};
+}
 
 TEST_F(KrbdMapperTest, MapRunsRbdWithKeyInAPrivateFile) {
   runner_.Answer(0, "/dev/rbd0\n", "", RecordKeyFile());
@@ -124,6 +145,7 @@ TEST_F(KrbdMapperTest, MapReadOnlyAndCustomProgram) {
   options.rbd_program = "/opt/ceph/bin/rbd";
   options.key_dir = dir_.path();
   options.stat_device = [](const std::string&) { return DeviceNumber{252, 32}; };
+  options.udev_running = [] { return true; };
   KrbdMapper mapper(&runner_, options);
   runner_.Answer(0, "/dev/rbd2\n", "");
   absl::StatusOr<MappedDevice> device = mapper.Map(Options(/*read_only=*/true));
@@ -345,6 +367,73 @@ TEST(DecodeCommandOutputTest, MakesOneReadableLine) {
   EXPECT_EQ(DecodeCommandOutput("  rbd: a\n\n rbd: b \r\n"), "rbd: a; rbd: b");
   EXPECT_EQ(DecodeCommandOutput(std::string("x\0y\x1b\xff", 5)), "x?y??");
   EXPECT_EQ(DecodeCommandOutput(std::string(5000, 'a')).size(), 1003u);
+}
+
+TEST_F(KrbdMapperTest, WithoutUdevMapAndUnmapPassNoudev) {
+  udev_ = false;
+  runner_.Answer(0, "/dev/rbd0\n", "");
+  ASSERT_THAT(mapper_->Map(Options(/*read_only=*/true)), IsOk());
+  runner_.Answer(0, "", "");
+  ASSERT_THAT(mapper_->Unmap(MappedDevice{"/dev/rbd0", 252, 0, {}}), IsOk());
+  ASSERT_EQ(runner_.calls().size(), 2u);
+  EXPECT_THAT(runner_.calls()[0], ElementsAre("rbd", "device", "map", "replicapool/csi-vol-1",
+                                              "--id", "csi-rbd-node", "-m", kMonitors, "--keyfile",
+                                              ::testing::_, "--read-only", "-o", "noudev"));
+  EXPECT_THAT(runner_.calls()[1],
+              ElementsAre("rbd", "device", "unmap", "-o", "noudev", "/dev/rbd0"));
+}
+
+TEST_F(KrbdMapperTest, ListReadsTheKernelsSysfsWithoutRunningRbd) {
+  AddSysfsDevice("0", SysfsImage("csi-vol-0a1b2c3d", "0"));
+  AddSysfsDevice("1", SysfsImage("csi-vol-4e5f6a7b", "16"));
+  std::map<std::string, std::string> snapshot = SysfsImage("csi-vol-1", "32");
+  snapshot["current_snap"] = "snap1";
+  AddSysfsDevice("2", snapshot);
+  std::map<std::string, std::string> in_namespace = SysfsImage("csi-vol-2", "48");
+  in_namespace["pool_ns"] = "tenant";
+  AddSysfsDevice("3", in_namespace);
+  std::map<std::string, std::string> old_kernel = SysfsImage("csi-vol-3", "");
+  old_kernel.erase("minor");  // no single-major numbering: minor 0
+  old_kernel.erase("pool_ns");
+  AddSysfsDevice("10", old_kernel);
+
+  absl::StatusOr<std::vector<MappedDevice>> list = mapper_->List();
+  ASSERT_THAT(list, IsOk());
+  EXPECT_THAT(*list,
+              ElementsAre(MappedDevice{"/dev/rbd0", 252, 0, {"replicapool", "csi-vol-0a1b2c3d"}},
+                          MappedDevice{"/dev/rbd1", 252, 16, {"replicapool", "csi-vol-4e5f6a7b"}},
+                          MappedDevice{"/dev/rbd10", 252, 0, {"replicapool", "csi-vol-3"}}));
+  EXPECT_THAT(runner_.calls(), IsEmpty());
+}
+
+TEST_F(KrbdMapperTest, UnmapChecksTheImageInSysfs) {
+  AddSysfsDevice("1", SysfsImage("csi-vol-4e5f6a7b", "16"));
+  // The device name was reused for another image: left alone, no rbd call at all.
+  EXPECT_THAT(mapper_->Unmap(MappedDevice{"/dev/rbd1", 252, 16, {"replicapool", "csi-vol-1"}}),
+              IsOk());
+  EXPECT_THAT(runner_.calls(), IsEmpty());
+  runner_.Answer(0, "", "");
+  EXPECT_THAT(
+      mapper_->Unmap(MappedDevice{"/dev/rbd1", 252, 16, {"replicapool", "csi-vol-4e5f6a7b"}}),
+      IsOk());
+  ASSERT_EQ(runner_.calls().size(), 1u);
+  EXPECT_THAT(runner_.calls()[0], ElementsAre("rbd", "device", "unmap", "/dev/rbd1"));
+}
+
+TEST_F(KrbdMapperTest, AnEmptySysfsMeansNothingIsMapped) {
+  ASSERT_THAT(MakeDirs(dir_.path() + "/sys/bus/rbd/devices", 0755), IsOk());
+  absl::StatusOr<std::vector<MappedDevice>> list = mapper_->List();
+  ASSERT_THAT(list, IsOk());
+  EXPECT_THAT(*list, IsEmpty());
+  EXPECT_THAT(runner_.calls(), IsEmpty());
+}
+
+TEST_F(KrbdMapperTest, AMalformedSysfsEntryIsAnErrorNamingTheFile) {
+  std::map<std::string, std::string> bad = SysfsImage("csi-vol-1", "0");
+  bad["major"] = "x";
+  AddSysfsDevice("4", bad);
+  EXPECT_THAT(mapper_->List(),
+              StatusIs(absl::StatusCode::kInternal, HasSubstr("/sys/bus/rbd/devices/4/major")));
 }
 
 }  // namespace
