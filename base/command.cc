@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -51,6 +52,30 @@ std::vector<char*> CStrings(std::vector<std::string>& strings) {
   for (auto& s : strings) out.push_back(s.data());
   out.push_back(nullptr);
   return out;
+}
+
+// Waits until the child `pid` has exited (not reaped) or the deadline passed; false on the latter.
+bool WaitForExit(pid_t pid, std::chrono::steady_clock::time_point deadline) {
+  UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    if (pidfd.valid()) {
+      pollfd p{pidfd.get(), POLLIN, 0};
+      const int n = poll(&p, 1, static_cast<int>(left.count()));
+      if (n > 0) return true;
+      if (n == 0) return false;
+      if (errno != EINTR) return true;  // let waitpid() decide
+    } else {
+      siginfo_t info{};
+      if (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
+        return true;
+      }
+      if (info.si_pid == pid) return true;
+      usleep(5000);  // kernels before 5.3 have no pidfds
+    }
+  }
 }
 
 absl::StatusOr<CommandResult> RealCommandRunner::Run(const std::vector<std::string>& argv,
@@ -128,6 +153,9 @@ absl::StatusOr<CommandResult> RealCommandRunner::Run(const std::vector<std::stri
       if (written == options.stdin_data.size()) in_w.reset();
     }
   }
+  // The child may close its output and live on (a daemon, or a hang after printing); the
+  // deadline bounds the wait for its exit too.
+  if (!timed_out) timed_out = !WaitForExit(pid, deadline);
   if (timed_out) kill(pid, SIGKILL);
   int wstatus = 0;
   while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {

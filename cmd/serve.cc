@@ -4,9 +4,11 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <thread>
 
 #include "absl/strings/str_join.h"
 #include "base/command.h"
@@ -33,6 +35,9 @@
 
 namespace rbdcsi {
 namespace {
+
+// How long after the grace period serve waits for cancelled calls to return.
+constexpr std::chrono::seconds kShutdownMargin(2);
 
 MapperRegistry* NewMappers(const ServeFlags& flags, CommandRunner* runner) {
   auto* registry = new MapperRegistry;
@@ -158,6 +163,16 @@ int RunServe(ServeFlags flags) {
   int sig = 0;
   sigwait(&stop_signals, &sig);
   log->info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  // Calls still running after the grace period are cancelled, but a handler can be stuck
+  // waiting for a child process; serve exits anyway, shortly after the grace period.
+  std::thread([grace = std::chrono::seconds(flags.grace_seconds), key_dir = flags.key_dir, log] {
+    std::this_thread::sleep_for(grace + kShutdownMargin);
+    log->error("calls still running {} s after the grace period; exiting without them",
+               kShutdownMargin.count());
+    KeyFile::RemoveStale(key_dir);  // the stuck calls' key files
+    log->flush();
+    std::_Exit(1);
+  }).detach();
   server.Shutdown();
   return 0;
 }

@@ -48,5 +48,17 @@ TEST(RealCommandRunnerTest, KillsAProgramPastItsTimeout) {
               StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("sleep")));
 }
 
+// A program that closes its output and keeps running (as a hung `rbd device map` waiting for
+// udev can) is still bounded by the timeout.
+TEST(RealCommandRunnerTest, KillsAProgramThatClosedItsOutputPastItsTimeout) {
+  auto runner = NewRealCommandRunner();
+  CommandOptions options;
+  options.timeout = std::chrono::milliseconds(200);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THAT(runner->Run({"sh", "-c", "exec >/dev/null 2>&1; sleep 30"}, options),
+              StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("sh")));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
+}
+
 }  // namespace
 }  // namespace rbdcsi

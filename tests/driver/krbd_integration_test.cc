@@ -30,6 +30,17 @@ constexpr char kKey[] = "AQBkrbdTestKeyThatMustNeverLeak000000000==";
 // What tests/rbd/fake_rbd records of the key file it read: StableHash64 of it, in hex.
 std::string KeyHash() { return absl::StrCat(absl::Hex(StableHash64(kKey), absl::kZeroPad16)); }
 
+// True while any process runs the fake rbd binary.
+bool FakeRbdRunning() {
+  const std::filesystem::path fake = std::filesystem::canonical(RBDCSI_FAKE_RBD_PATH);
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    std::error_code link_ec;
+    if (std::filesystem::read_symlink(entry.path() / "exe", link_ec) == fake) return true;
+  }
+  return false;
+}
+
 class KrbdIntegrationTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -186,6 +197,33 @@ TEST_F(KrbdIntegrationTest, ConcurrentCallsOnOneVolumeExactlyOneProceeds) {
   ASSERT_TRUE(Stage().ok());  // the same request again: already staged
   ASSERT_EQ(LoopDevicesBackedUnder(dir_.path()).size(), 1u);
   ASSERT_TRUE(Unstage().ok());
+}
+
+// A call stuck in a child process does not keep serve alive: SIGTERM with the test plugin's
+// 5 s grace period ends it seconds before the hanging rbd would have, and no key file stays.
+TEST_F(KrbdIntegrationTest, ServeExitsAfterItsGracePeriodWhileRbdHangs) {
+  ASSERT_EQ(plugin_->Stop(), 0);
+  { std::ofstream(rbd_dir() + "/map_delay_ms") << "25000"; }
+  ASSERT_EQ(setenv("RBDCSI_FAKE_RBD_MAP_ERRNO", "110", 1), 0);  // maps nothing in the end
+  plugin_ = std::make_unique<Plugin>(
+      RBDCSI_BINARY, dir_.path(),
+      std::vector<std::string>{"--rbd-program", RBDCSI_FAKE_RBD_PATH, "--key-dir", dir_ / "keys"});
+  unsetenv("RBDCSI_FAKE_RBD_MAP_ERRNO");
+  std::string why;
+  ASSERT_TRUE(plugin_->WaitReady(&why)) << why;
+  const std::string record = plugin_->state_dir() + "/volumes/0001-krbd-img1.json";
+  std::thread stage([&] { Stage(); });
+  ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(record); }, std::chrono::seconds(20)));
+
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(plugin_->Stop(), 1);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(17));
+  stage.join();
+  EXPECT_THAT(plugin_->Stderr(), HasSubstr("exiting without them"));
+  EXPECT_TRUE(std::filesystem::is_empty(dir_ / "keys"));
+  plugin_.reset();
+  // The orphaned rbd ends with its (failing) map; wait for it so that nothing outlives the test.
+  EXPECT_TRUE(WaitFor([] { return !FakeRbdRunning(); }, std::chrono::seconds(40)));
 }
 
 }  // namespace
