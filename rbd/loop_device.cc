@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <mutex>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -20,9 +21,9 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "base/fd.h"
+#include "base/file_util.h"
 #include "base/logging.h"
 #include "base/status.h"
-#include "base/file_util.h"
 
 namespace rbdcsi {
 namespace {
@@ -73,6 +74,11 @@ class RealLoopDevices : public LoopDevices {
                     const std::string& expected_backing_file);
 
   RealLoopDevicesOptions options_;
+  // LOOP_CTL_GET_FREE hands the same free device to every concurrent caller and all but one
+  // then lose the race for it: unserialized, N concurrent stages need N rounds of retries and
+  // run out of attempts. Attaches from this process take turns (each is a few ioctls); only
+  // races with other processes remain for the retries.
+  std::mutex attach_mu_;
 };
 
 absl::StatusOr<UniqueFd> RealLoopDevices::OpenNewNode(const std::string& path) {
@@ -109,6 +115,7 @@ absl::StatusOr<std::string> RealLoopDevices::Attach(const std::string& backing_f
   std::strncpy(reinterpret_cast<char*>(config.info.lo_file_name), backing_file.c_str(),
                LO_NAME_SIZE - 1);
 
+  std::lock_guard<std::mutex> lock(attach_mu_);
   for (int attempt = 0; attempt < kMaxAttachAttempts; ++attempt) {
     const int number = ioctl(ctl.get(), LOOP_CTL_GET_FREE);
     if (number < 0) return ErrnoToStatus(errno, absl::StrCat(what, ": finding a free device"));
