@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -62,6 +63,7 @@ class RealLoopDevices : public LoopDevices {
   absl::StatusOr<std::string> Attach(const std::string& backing_file, bool read_only) override;
   absl::Status Detach(const std::string& dev, const std::string& expected_backing_file) override;
   absl::StatusOr<std::vector<LoopInfo>> List() override;
+  absl::StatusOr<LoopInfo> Get(const std::string& dev) override;
   absl::Status SetCapacity(const std::string& dev) override;
   absl::StatusOr<bool> IsFree(const std::string& dev) override;
 
@@ -72,6 +74,9 @@ class RealLoopDevices : public LoopDevices {
   absl::StatusOr<std::string> SysfsDirOf(int fd, const std::string& dev);
   bool IsAttachedTo(const loop_info64& info, const std::string& sysfs_dir,
                     const std::string& expected_backing_file);
+
+  // The attached device /sys/block/NAME; nullopt when it is not attached.
+  absl::StatusOr<std::optional<LoopInfo>> ReadInfo(absl::string_view name);
 
   RealLoopDevicesOptions options_;
   // LOOP_CTL_GET_FREE hands the same free device to every concurrent caller and all but one
@@ -243,6 +248,23 @@ absl::Status RealLoopDevices::DetachOnce(const std::string& dev,
                                           ParseBackingFile(*text, &deleted)));
 }
 
+absl::StatusOr<std::optional<LoopInfo>> RealLoopDevices::ReadInfo(absl::string_view name) {
+  const std::string base = absl::StrCat(options_.sysfs_dir, "/block/", name);
+  absl::StatusOr<std::string> backing = ReadSmallFile(absl::StrCat(base, "/loop/backing_file"));
+  if (!backing.ok()) return std::nullopt;  // not attached, or detached meanwhile
+  LoopInfo info;
+  info.device = absl::StrCat(options_.dev_dir, "/", name);
+  info.backing_file = ParseBackingFile(*backing, &info.backing_deleted);
+  absl::StatusOr<std::string> numbers = ReadSmallFile(absl::StrCat(base, "/dev"));
+  if (!numbers.ok()) return std::nullopt;
+  if (!ParseDevNumbers(*numbers, &info.major, &info.minor)) {
+    return absl::InternalError(absl::StrCat("unexpected content of ", base, "/dev"));
+  }
+  info.read_only = ReadFlag(absl::StrCat(base, "/ro"));
+  info.autoclear = ReadFlag(absl::StrCat(base, "/loop/autoclear"));
+  return info;
+}
+
 absl::StatusOr<std::vector<LoopInfo>> RealLoopDevices::List() {
   const std::string block_dir = absl::StrCat(options_.sysfs_dir, "/block");
   std::unique_ptr<DIR, DirCloser> dir(opendir(block_dir.c_str()));
@@ -252,25 +274,25 @@ absl::StatusOr<std::vector<LoopInfo>> RealLoopDevices::List() {
     absl::string_view name = e->d_name;
     unsigned number = 0;
     if (!absl::StartsWith(name, "loop") || !absl::SimpleAtoi(name.substr(4), &number)) continue;
-    const std::string base = absl::StrCat(block_dir, "/", name);
-    absl::StatusOr<std::string> backing = ReadSmallFile(absl::StrCat(base, "/loop/backing_file"));
-    if (!backing.ok()) continue;  // not attached, or detached meanwhile
-    LoopInfo info;
-    info.device = absl::StrCat(options_.dev_dir, "/", name);
-    info.backing_file = ParseBackingFile(*backing, &info.backing_deleted);
-    absl::StatusOr<std::string> numbers = ReadSmallFile(absl::StrCat(base, "/dev"));
-    if (!numbers.ok()) continue;
-    if (!ParseDevNumbers(*numbers, &info.major, &info.minor)) {
-      return absl::InternalError(absl::StrCat("unexpected content of ", base, "/dev"));
-    }
-    info.read_only = ReadFlag(absl::StrCat(base, "/ro"));
-    info.autoclear = ReadFlag(absl::StrCat(base, "/loop/autoclear"));
-    out.push_back(std::move(info));
+    ASSIGN_OR_RETURN(std::optional<LoopInfo> info, ReadInfo(name));
+    if (info) out.push_back(*std::move(info));
   }
   std::sort(out.begin(), out.end(), [](const LoopInfo& a, const LoopInfo& b) {
     return std::make_pair(a.major, a.minor) < std::make_pair(b.major, b.minor);
   });
   return out;
+}
+
+absl::StatusOr<LoopInfo> RealLoopDevices::Get(const std::string& dev) {
+  absl::string_view name = dev;
+  unsigned number = 0;
+  if (!absl::ConsumePrefix(&name, options_.dev_dir + "/") || !absl::StartsWith(name, "loop") ||
+      !absl::SimpleAtoi(name.substr(4), &number)) {
+    return absl::NotFoundError(absl::StrCat(dev, " is not a loop device"));
+  }
+  ASSIGN_OR_RETURN(std::optional<LoopInfo> info, ReadInfo(name));
+  if (!info) return absl::NotFoundError(absl::StrCat(dev, " is not attached"));
+  return *std::move(info);
 }
 
 absl::Status RealLoopDevices::SetCapacity(const std::string& dev) {

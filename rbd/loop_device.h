@@ -43,6 +43,10 @@ class LoopDevices {
   // Every attached loop device of the machine (from sysfs), sorted by device number.
   virtual absl::StatusOr<std::vector<LoopInfo>> List() = 0;
 
+  // What List() would say about `dev` alone, at the cost of one device rather than all:
+  // NOT_FOUND when `dev` is not an attached loop device.
+  virtual absl::StatusOr<LoopInfo> Get(const std::string& dev) = 0;
+
   // Makes `dev` pick up the current size of its backing file (LOOP_SET_CAPACITY).
   // NOT_FOUND when `dev` is not attached.
   virtual absl::Status SetCapacity(const std::string& dev) = 0;

@@ -4,8 +4,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "base/status.h"
 #include "base/file_util.h"
+#include "base/status.h"
 
 namespace rbdcsi {
 
@@ -22,12 +22,11 @@ absl::StatusOr<MappedDevice> LoopMapper::Map(const MapOptions& options) {
   // The file may vanish between the check and the attach.
   if (!dev.ok()) return Annotate(dev.status(), what);
 
-  absl::StatusOr<std::vector<LoopInfo>> attached = devices_->List();
-  absl::Status status = attached.status();
-  if (status.ok()) {
-    for (const LoopInfo& info : *attached) {
-      if (info.device == *dev) return MappedDevice{*dev, info.major, info.minor, spec};
-    }
+  // Only this device: listing every loop device per stage made N stages cost O(N^2) reads.
+  absl::StatusOr<LoopInfo> info = devices_->Get(*dev);
+  if (info.ok()) return MappedDevice{*dev, info->major, info->minor, spec};
+  absl::Status status = info.status();
+  if (absl::IsNotFound(status)) {
     status = absl::InternalError(absl::StrCat(*dev, " is missing from the list of loop devices"));
   }
   // Roll back: the caller never learns about the device, so nobody else would detach it.

@@ -51,6 +51,15 @@ class FakeLoopDevices : public LoopDevices {
     return out;
   }
 
+  absl::StatusOr<LoopInfo> Get(const std::string& dev) override {
+    if (!list_error.ok()) return list_error;
+    auto it = attached.find(dev);
+    if (it == attached.end() || hidden.count(dev) != 0) {
+      return absl::NotFoundError(absl::StrCat(dev, " is not attached"));
+    }
+    return it->second;
+  }
+
   absl::Status SetCapacity(const std::string& dev) override {
     log.push_back(absl::StrCat("set-capacity ", dev));
     if (attached.count(dev) == 0) return ErrnoToStatus(ENXIO, dev);

@@ -19,10 +19,10 @@
 #include <vector>
 
 #include "base/command.h"
+#include "base/file_util.h"
 #include "base/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "base/file_util.h"
 #include "rbd/krbd_mapper.h"
 #include "rbd/loop_device.h"
 #include "rbd/loop_mapper.h"
@@ -155,9 +155,16 @@ TEST_F(LoopPrivilegedTest, AttachListDetach) {
   EXPECT_EQ(SysfsAttr(dev, "size"), "2048");
   EXPECT_THAT(loops_->IsFree(dev), IsOk());
   EXPECT_TRUE(*loops_->IsFree(dev));
+  absl::StatusOr<LoopInfo> one = loops_->Get(dev);  // the same facts for one device
+  ASSERT_THAT(one, IsOk());
+  EXPECT_EQ(one->backing_file, info->backing_file);
+  EXPECT_EQ(std::make_pair(one->major, one->minor), std::make_pair(info->major, info->minor));
 
   EXPECT_THAT(loops_->Detach(dev, file), IsOk());
   EXPECT_FALSE(Find(dev).has_value());
+  EXPECT_THAT(loops_->Get(dev), StatusIs(absl::StatusCode::kNotFound, HasSubstr("loop")));
+  EXPECT_THAT(loops_->Get("/dev/sda"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("not a loop")));
   // Again: OK, and (naming the file) harmless even if someone re-used the number meanwhile.
   EXPECT_THAT(loops_->Detach(dev, file), IsOk());
 }
