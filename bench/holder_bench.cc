@@ -36,6 +36,7 @@
 #include "base/command.h"
 #include "base/fd.h"
 #include "base/status.h"
+#include "bench/bench_support.h"
 #include "bench/synthetic_node.h"
 #include "mounter/holders.h"
 #include "mounter/mountinfo.h"
@@ -51,28 +52,12 @@ struct BenchFlags {
   NodeShape shape;
   int trials = 100;
   int scan_repeats = 5;
+  int tool_repeats = 3;
   bool tools = true;
+  std::string label;     // the row's label in the --markdown file
+  std::string markdown;  // when set, a BENCHMARKS.md table row is appended to this file
   int pause_seconds = 0;
 };
-
-double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
-
-std::string ReadSmallFile(const std::string& path) {
-  absl::StatusOr<std::string> text = ReadWholeFile(path);
-  return text.ok() ? std::string(absl::StripAsciiWhitespace(*text)) : "";
-}
-
-bool WriteSmallFile(const std::string& path, const std::string& text) {
-  FILE* f = std::fopen(path.c_str(), "w");
-  if (f == nullptr) return false;
-  std::fputs(text.c_str(), f);
-  return std::fclose(f) == 0;
-}
-
-bool UnsharePrivateNamespace() {
-  return ::unshare(CLONE_NEWNS) == 0 &&
-         ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0;
-}
 
 bool DeviceFree(const std::string& device) {
   UniqueFd fd(::open(device.c_str(), O_RDONLY | O_EXCL | O_CLOEXEC));
@@ -82,7 +67,7 @@ bool DeviceFree(const std::string& device) {
 // True when loop `device` is backed by `image` (so it is ours to detach).
 bool OurLoop(const std::string& device, const std::string& image) {
   const std::string name = device.substr(device.rfind('/') + 1);
-  return ReadSmallFile(absl::StrCat("/sys/block/", name, "/loop/backing_file")) == image;
+  return ReadTrimmed(absl::StrCat("/sys/block/", name, "/loop/backing_file")) == image;
 }
 
 // The unmap: an exclusive open (what rbd unmap needs) and LOOP_CLR_FD, done at our close.
@@ -119,14 +104,19 @@ struct Found {
 std::string YesNo(bool b) { return b ? "yes" : "no"; }
 
 Found RunTool(CommandRunner& runner, const std::string& tool, const std::vector<std::string>& argv,
-              const Planted& planted, bool grep) {
+              const Planted& planted, bool grep, int repeats) {
   Found f;
-  f.tool = tool;
+  f.tool = repeats > 1 ? absl::StrFormat("%s (median of %d)", tool, repeats) : tool;
   CommandOptions options;
   options.timeout = std::chrono::minutes(5);
-  const auto start = Clock::now();
-  absl::StatusOr<CommandResult> r = runner.Run(argv, options);
-  f.ms = Ms(Clock::now() - start);
+  absl::StatusOr<CommandResult> r;
+  std::vector<double> times;
+  for (int i = 0; i < repeats; ++i) {
+    const auto start = Clock::now();
+    r = runner.Run(argv, options);
+    times.push_back(Ms(Clock::now() - start));
+  }
+  f.ms = Median(times);
   if (!r.ok()) {
     f.note = std::string(r.status().message());
     return f;
@@ -154,10 +144,9 @@ Found ScanWithRbdcsi(HolderScanner& scanner, unsigned major, unsigned minor, con
     times.push_back(Ms(Clock::now() - start));
     if (report.ok()) *last = *std::move(report);
   }
-  std::sort(times.begin(), times.end());
   Found f;
   f.tool = absl::StrFormat("rbdcsi scan (median of %d)", repeats);
-  f.ms = times[times.size() / 2];
+  f.ms = Median(times);
   for (const Holder& h : last->holders) {
     f.mount |= h.kind == HolderKind::kMount && h.pid == planted.mount;
     f.fd |= h.kind == HolderKind::kOpenDevice && h.pid == planted.fd;
@@ -320,10 +309,11 @@ absl::Status RunWorker(const BenchFlags& flags, const std::string& dir) {
     rows.push_back(RunTool(
         *runner, "grep -l ' " + dev_text + " ' /proc/*/task/*/mountinfo",
         {"sh", "-c", "LC_ALL=C grep -l ' " + dev_text + " ' /proc/*/task/*/mountinfo 2>/dev/null"},
-        planted, /*grep=*/true));
-    rows.push_back(RunTool(*runner, "lsof " + device, {"lsof", device}, planted, false));
+        planted, /*grep=*/true, flags.tool_repeats));
     rows.push_back(
-        RunTool(*runner, "fuser -vm " + device, {"fuser", "-vm", device}, planted, false));
+        RunTool(*runner, "lsof " + device, {"lsof", device}, planted, false, flags.tool_repeats));
+    rows.push_back(RunTool(*runner, "fuser -vm " + device, {"fuser", "-vm", device}, planted, false,
+                           flags.tool_repeats));
   }
   PrintComparison(rows, !planted.dm.empty());
   std::printf("rbdcsi scan: %d processes, %d mount namespaces read, method %s, %zu holders\n",
@@ -346,15 +336,21 @@ absl::Status RunWorker(const BenchFlags& flags, const std::string& dir) {
   ASSIGN_OR_RETURN(std::vector<double> latencies,
                    MeasureRelease(scanner, *runner, dir, image, device, flags.trials, &timeouts));
   std::sort(latencies.begin(), latencies.end());
-  auto pct = [&](double p) {
-    return latencies[std::min(latencies.size() - 1,
-                              static_cast<size_t>(p * static_cast<double>(latencies.size())))];
-  };
+  const double p50 = Quantile(latencies, 0.50), p99 = Quantile(latencies, 0.99);
   std::printf(
       "\nrelease-to-unmap over %d trials (private holder SIGKILLed -> ReleaseWaiter wakes "
       "on its pidfd -> O_EXCL open + LOOP_CLR_FD): p50 %.2f ms, p99 %.2f ms, max %.2f ms; "
       "waits that timed out: %d\n",
-      flags.trials, pct(0.50), pct(0.99), latencies.back(), timeouts);
+      flags.trials, p50, p99, latencies.back(), timeouts);
+  if (FILE* md = flags.markdown.empty() ? nullptr : std::fopen(flags.markdown.c_str(), "a");
+      md != nullptr && rows.size() > 1) {
+    const double ratio = rows[1].ms / rows[0].ms;
+    const bool all_found = rows[0].mount && rows[0].fd && rows[0].cwd;
+    std::fprintf(md, "| %s | %.1f ms | %.1f ms | %.0fx (%s) | %s | %.2f / %.2f ms |\n",
+                 flags.label.c_str(), rows[0].ms, rows[1].ms, ratio, ratio >= 30 ? "met" : "missed",
+                 all_found ? "all three" : "NOT all", p50, p99);
+    std::fclose(md);
+  }
   node.Stop();
   return absl::OkStatus();
 }
@@ -362,9 +358,9 @@ absl::Status RunWorker(const BenchFlags& flags, const std::string& dir) {
 // Runs in the supervisor after the worker is gone, whatever happened to it.
 void CleanUp(const std::string& dir) {
   std::unique_ptr<CommandRunner> runner = NewRealCommandRunner();
-  const std::string dm = ReadSmallFile(dir + "/dm-name");
+  const std::string dm = ReadTrimmed(dir + "/dm-name");
   if (!dm.empty()) (void)runner->Run({"dmsetup", "remove", "--noudevsync", "--retry", dm});
-  const std::string device = ReadSmallFile(dir + "/loop-device");
+  const std::string device = ReadTrimmed(dir + "/loop-device");
   const std::string image = dir + "/image";
   if (!device.empty() && OurLoop(device, image)) {
     // The worker's processes and namespaces die asynchronously: wait (bounded) until free.
@@ -381,11 +377,6 @@ void CleanUp(const std::string& dir) {
   std::filesystem::remove_all(dir, ec);
 }
 
-pid_t worker_pid = 0;
-void ForwardSignal(int) {
-  if (worker_pid > 0) ::kill(worker_pid, SIGKILL);
-}
-
 }  // namespace
 }  // namespace rbdcsi
 
@@ -399,7 +390,11 @@ int main(int argc, char** argv) {
   app.add_option("--threads", flags.shape.threads, "Threads per process")->capture_default_str();
   app.add_option("--trials", flags.trials, "Release-to-unmap trials")->capture_default_str();
   app.add_option("--scan-repeats", flags.scan_repeats, "Timed rbdcsi scans")->capture_default_str();
+  app.add_option("--tool-repeats", flags.tool_repeats, "Timed runs of each tool (median)")
+      ->capture_default_str();
   app.add_flag("!--no-tools", flags.tools, "Skip grep, lsof and fuser");
+  app.add_option("--markdown", flags.markdown, "Append a BENCHMARKS.md table row to this file");
+  app.add_option("--label", flags.label, "The row's label")->capture_default_str();
   app.add_option("--pause", flags.pause_seconds,
                  "Seconds to wait after planting the holders, to inspect the node by hand");
   CLI11_PARSE(app, argc, argv);
@@ -409,28 +404,13 @@ int main(int argc, char** argv) {
   }
   flags.trials = std::max(flags.trials, 1);
   flags.scan_repeats = std::max(flags.scan_repeats, 1);
+  flags.tool_repeats = std::max(flags.tool_repeats, 1);
   char tmpl[] = "/tmp/rbdcsi-bench-XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) {
     std::perror("holder_bench: mkdtemp");
     return 2;
   }
   const std::string dir = tmpl;
-  std::fflush(stdout);
-  rbdcsi::worker_pid = ::fork();
-  if (rbdcsi::worker_pid == 0) {
-    const absl::Status status = rbdcsi::RunWorker(flags, dir);
-    if (!status.ok()) std::fprintf(stderr, "holder_bench: %s\n", status.ToString().c_str());
-    std::fflush(stdout);
-    ::_exit(status.ok() ? 0 : 1);
-  }
-  for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::signal(sig, rbdcsi::ForwardSignal);
-  int wstatus = 0;
-  while (::waitpid(rbdcsi::worker_pid, &wstatus, 0) < 0 && errno == EINTR) {
-  }
-  rbdcsi::CleanUp(dir);
-  if (WIFSIGNALED(wstatus)) {
-    std::fprintf(stderr, "holder_bench: interrupted (signal %d); cleaned up\n", WTERMSIG(wstatus));
-    return 1;
-  }
-  return WEXITSTATUS(wstatus);
+  return rbdcsi::RunSupervised(
+      "holder_bench", [&] { return rbdcsi::RunWorker(flags, dir); }, [&] { rbdcsi::CleanUp(dir); });
 }
