@@ -50,6 +50,9 @@ void AddServeFlags(CLI::App& app, ServeFlags& flags) {
                  "Commands (e.g. node_exporter) whose stale private copies of a staging mount "
                  "may be unmounted inside their own mount namespace; off by default")
       ->delimiter(',');
+  app.add_option("--metrics-address", flags.metrics_address,
+                 "Serve Prometheus metrics at http://ADDRESS/metrics (HOST:PORT, or :PORT for "
+                 "every interface); off by default");
 }
 
 absl::Status ValidateServeFlags(ServeFlags& flags) {

@@ -27,6 +27,7 @@ struct ServeFlags {
   std::string key_dir = "/run/rbdcsi/keys";       // tmpfs directory for per-call cephx key files
   double unstage_wait_seconds = 5;                // budget for holders that release by themselves
   std::vector<std::string> reclaim_stale_mounts;  // commands whose stale copies may be unmounted
+  std::string metrics_address;  // HOST:PORT or :PORT for Prometheus metrics; empty: none
 
   // Filled in by ValidateServeFlags.
   std::string socket_path;

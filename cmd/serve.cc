@@ -21,9 +21,12 @@
 #include "driver/holder_busy_handler.h"
 #include "driver/identity.h"
 #include "driver/node_service.h"
+#include "driver/rpc_metrics.h"
 #include "driver/server.h"
 #include "driver/volume_locks.h"
 #include "driver/volume_record.h"
+#include "metrics/command_runner.h"
+#include "metrics/prometheus_metrics.h"
 #include "mounter/filesystem.h"
 #include "mounter/holders.h"
 #include "mounter/mounter.h"
@@ -58,8 +61,9 @@ Mapper* LoopMapperOf(const MapperRegistry& mappers) {
 
 // Every real OS implementation is built here and nowhere else.
 struct Runtime {
-  explicit Runtime(const ServeFlags& flags)
-      : runner(NewRealCommandRunner()),
+  Runtime(const ServeFlags& flags, Metrics& metrics)
+      : real_runner(NewRealCommandRunner()),
+        runner(NewMeasuredCommandRunner(real_runner.get(), metrics)),
         mounter(NewRealMounter()),
         filesystems(NewRealFilesystems(*runner)),
         mappers(NewMappers(flags, runner.get())),
@@ -73,9 +77,10 @@ struct Runtime {
             HolderBusyConfig{
                 std::chrono::milliseconds(static_cast<int64_t>(flags.unstage_wait_seconds * 1000)),
                 {flags.reclaim_stale_mounts.begin(), flags.reclaim_stale_mounts.end()}},
-            &scanner, ns_unmounter.get()) {}
+            &scanner, ns_unmounter.get(), metrics) {}
 
-  std::unique_ptr<CommandRunner> runner;
+  std::unique_ptr<CommandRunner> real_runner;
+  std::unique_ptr<CommandRunner> runner;  // counts and times every command real_runner runs
   std::unique_ptr<Mounter> mounter;
   std::unique_ptr<Filesystems> filesystems;
   std::unique_ptr<MapperRegistry> mappers;
@@ -89,6 +94,22 @@ struct Runtime {
   std::unique_ptr<NamespaceUnmounter> ns_unmounter;
   HolderBusyHandler busy;
 };
+
+// Record steps counted when Prometheus scrapes; a record that cannot be read is not counted.
+VolumesByStep VolumesByStepIn(std::string dir) {
+  return [dir = std::move(dir)] {
+    std::map<std::string, int> counts;
+    for (StageStep step :
+         {StageStep::kMapping, StageStep::kMapped, StageStep::kStaged, StageStep::kUnmounted}) {
+      counts[std::string(StageStepName(step))] = 0;
+    }
+    absl::StatusOr<std::vector<VolumeRecord>> records = RecordStore(dir).List();
+    if (records.ok()) {
+      for (const VolumeRecord& r : *records) ++counts[std::string(StageStepName(r.step))];
+    }
+    return counts;
+  };
+}
 
 }  // namespace
 
@@ -125,8 +146,14 @@ int RunServe(ServeFlags flags) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  Runtime rt(flags);
+  std::unique_ptr<PrometheusMetrics> prometheus;
+  if (!flags.metrics_address.empty()) {
+    prometheus = std::make_unique<PrometheusMetrics>(VolumesByStepIn(flags.state_dir + "/volumes"));
+  }
+  Metrics& metrics = prometheus ? *prometheus : NullMetrics();
+  Runtime rt(flags, metrics);
   Server server({flags.socket_path, std::chrono::seconds(flags.grace_seconds)});
+  server.tracker()->SetObserver(RpcMetricsObserver(metrics));
   IdentityService identity({flags.driver_name, kVersion, flags.state_dir, !flags.no_controller},
                            server.tracker());
   NodeDeps deps;
@@ -152,6 +179,15 @@ int RunServe(ServeFlags flags) {
   if (absl::Status st = server.Start(); !st.ok()) {
     log->error("cannot serve: {}", st.message());
     return 1;
+  }
+  if (prometheus) {
+    absl::StatusOr<int> port = prometheus->Serve(flags.metrics_address);
+    if (!port.ok()) {
+      log->error("{}", port.status().message());
+      server.Shutdown();
+      return 1;
+    }
+    log->info("serving metrics on {} (port {})", flags.metrics_address, *port);
   }
   log->info("rbdcsi {} serving driver {} for node {} ({}{}), unstage wait {} s{}", kVersion,
             flags.driver_name, flags.node_id, flags.no_node ? "" : "node ",

@@ -53,7 +53,12 @@ absl::StatusOr<HolderReport> HolderBusyHandler::Scan(const VolumeRecord& record)
   if (record.staging_peer_group != 0) options.host_peer_group = record.staging_peer_group;
   if (record.staging_mount_id != 0) options.host_mount_id = record.staging_mount_id;
   std::lock_guard<std::mutex> lock(scan_mu_);
-  return scanner_->Scan(record.device.major, record.device.minor, options);
+  absl::StatusOr<HolderReport> report =
+      scanner_->Scan(record.device.major, record.device.minor, options);
+  if (report.ok()) {
+    metrics_.HolderScan(std::chrono::duration<double>(report->duration).count());
+  }
+  return report;
 }
 
 absl::Status HolderBusyHandler::Reclaim(const VolumeRecord& record, const HolderReport& report) {
@@ -65,6 +70,7 @@ absl::Status HolderBusyHandler::Reclaim(const VolumeRecord& record, const Holder
     }
     const absl::Status st =
         unmounter_->Unmount(h.pid, h.tid, h.mount_namespace, h.mount_id, h.mount_point);
+    metrics_.Reclaim(st.ok() ? "ok" : "failed");
     if (st.ok()) {
       ++done;
       ++reclaims_;
@@ -90,6 +96,9 @@ absl::Status HolderBusyHandler::OnBusy(const VolumeRecord& record, BusyStage sta
                                        std::chrono::steady_clock::time_point since) {
   ASSIGN_OR_RETURN(HolderReport report, Scan(record));
   if (stage == BusyStage::kUnmount) DropStagingMount(record, report);
+  for (const Holder& h : report.holders) {
+    metrics_.HolderFound(HolderKindName(h.kind), PropagationClassName(h.propagation), h.comm);
+  }
   Log()->info("volume {}: {} busy (attempt {}): {}", record.volume_id, record.device.path, attempt,
               FormatScanSummary(report));
   if (!report.held()) {
@@ -113,6 +122,9 @@ absl::Status HolderBusyHandler::OnBusy(const VolumeRecord& record, BusyStage sta
     ASSIGN_OR_RETURN(bool changed,
                      waiter.WaitForChange(
                          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now)));
+    metrics_.HolderWait(
+        changed ? "released" : "timeout",
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - now).count());
     if (changed) {
       Log()->info("volume {}: {} after {} ms; trying again", record.volume_id, waiter.last_event(),
                   Millis(std::chrono::steady_clock::now() - since));

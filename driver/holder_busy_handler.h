@@ -12,6 +12,7 @@
 #include <string>
 
 #include "driver/busy_handler.h"
+#include "metrics/metrics.h"
 #include "mounter/holders.h"
 #include "mounter/ns_unmount.h"
 
@@ -29,8 +30,10 @@ struct HolderBusyConfig {
 class HolderBusyHandler : public BusyHandler {
  public:
   // `unmounter` performs reclaims; both must outlive the handler.
-  HolderBusyHandler(HolderBusyConfig config, HolderScanner* scanner, NamespaceUnmounter* unmounter)
-      : config_(std::move(config)), scanner_(scanner), unmounter_(unmounter) {}
+  // `metrics` receives scan durations, the holders found, waits and reclaims.
+  HolderBusyHandler(HolderBusyConfig config, HolderScanner* scanner, NamespaceUnmounter* unmounter,
+                    Metrics& metrics = NullMetrics())
+      : config_(std::move(config)), scanner_(scanner), unmounter_(unmounter), metrics_(metrics) {}
 
   absl::Status OnBusy(const VolumeRecord& record, BusyStage stage, const absl::Status& busy,
                       int attempt, std::chrono::steady_clock::time_point since) override;
@@ -46,6 +49,7 @@ class HolderBusyHandler : public BusyHandler {
   const HolderBusyConfig config_;
   HolderScanner* scanner_;
   NamespaceUnmounter* unmounter_;
+  Metrics& metrics_;
   std::mutex scan_mu_;
   std::atomic<int> reclaims_{0};
 };

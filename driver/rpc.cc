@@ -88,6 +88,8 @@ grpc::Status RunRpc(CallTracker* tracker, std::string_view method,
   }
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  if (tracker != nullptr && tracker->observer())
+    tracker->observer()(method, request, status, ms / 1000);
   const std::string code = absl::StatusCodeToString(status.code());
   if (status.ok()) {
     logger->info("req={} method={} code={} duration_ms={:.3f} request={{{}}}", id, method, code, ms,

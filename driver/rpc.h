@@ -28,6 +28,14 @@ std::string RedactedSummary(const google::protobuf::Message& message);
 // the deadline. Thread-safe.
 class CallTracker {
  public:
+  // Told about every finished call (method, request, result, seconds), e.g. to count it. Set
+  // before the server starts; called on the handler's thread.
+  using Observer =
+      std::function<void(std::string_view method, const google::protobuf::Message& request,
+                         const absl::Status& status, double seconds)>;
+  void SetObserver(Observer observer) { observer_ = std::move(observer); }
+  const Observer& observer() const { return observer_; }
+
   // False once Drain has begun: the call must be refused.
   bool Enter();
   void Exit();
@@ -40,6 +48,7 @@ class CallTracker {
   std::condition_variable idle_;
   int active_ = 0;
   bool draining_ = false;
+  Observer observer_;
 };
 
 // Runs `handler` and logs one line: request id, method, duration, resulting code and the

@@ -11,6 +11,8 @@ packages=(
   libmount-dev libblkid-dev libgtest-dev libgmock-dev
   # YAML for migrate-pv
   libyaml-cpp-dev
+  # Prometheus metrics (serve --metrics-address)
+  prometheus-cpp-dev
   # the Ceph client libraries of the controller's Ceph backend
   librados-dev libradospp-dev librbd-dev
   # run: filesystems, mounts, loop devices, holder tooling

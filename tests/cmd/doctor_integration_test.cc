@@ -110,38 +110,12 @@ class DoctorTest : public ::testing::Test {
     plugin_ = std::make_unique<Plugin>(RBDCSI_BINARY, dir_ / "plugin");
     std::string why;
     ASSERT_TRUE(plugin_->WaitReady(&why)) << why;
-    csi::v1::VolumeCapability cap;
-    cap.mutable_mount()->set_fs_type("ext4");
-    cap.mutable_access_mode()->set_mode(csi::v1::VolumeCapability::AccessMode::SINGLE_NODE_WRITER);
-    csi::v1::CreateVolumeRequest create;
-    create.set_name("doctor");
-    create.mutable_capacity_range()->set_required_bytes(32 << 20);
-    *create.add_volume_capabilities() = cap;
-    csi::v1::CreateVolumeResponse created;
-    {
-      grpc::ClientContext ctx;
-      ASSERT_TRUE(plugin_->controller().CreateVolume(&ctx, create, &created).ok());
-    }
-    volume_id_ = created.volume().volume_id();
-    std::filesystem::create_directories(staging());
-    csi::v1::NodeStageVolumeRequest stage;
-    stage.set_volume_id(volume_id_);
-    stage.set_staging_target_path(staging());
-    *stage.mutable_volume_capability() = cap;
-    csi::v1::NodeStageVolumeResponse staged;
-    grpc::ClientContext ctx;
-    grpc::Status st = plugin_->node().NodeStageVolume(&ctx, stage, &staged);
-    ASSERT_TRUE(st.ok()) << st.error_message();
+    absl::StatusOr<std::string> id = CreateAndStage(*plugin_, "doctor", staging());
+    ASSERT_TRUE(id.ok()) << id.status();
+    volume_id_ = *id;
   }
 
-  grpc::Status Unstage() {
-    csi::v1::NodeUnstageVolumeRequest req;
-    req.set_volume_id(volume_id_);
-    req.set_staging_target_path(staging());
-    csi::v1::NodeUnstageVolumeResponse resp;
-    grpc::ClientContext ctx;
-    return plugin_->node().NodeUnstageVolume(&ctx, req, &resp);
-  }
+  grpc::Status Unstage() { return rbdcsi::Unstage(*plugin_, volume_id_, staging()); }
 
   TempDir dir_{"doctor"};
   bool bound_ = false;

@@ -109,6 +109,13 @@ class ManifestsTest(unittest.TestCase):
     def pod(self, kind, name):
         return self.one(kind, name)["spec"]["template"]["spec"]
 
+    def pod_of(self, spec):
+        """The pod template's metadata, for a pod spec from pod()."""
+        for d in self.by_kind["DaemonSet"] + self.by_kind["Deployment"]:
+            if d["spec"]["template"]["spec"] is spec:
+                return d["spec"]["template"]["metadata"]
+        raise AssertionError("not a pod template")
+
     def plugin_args(self, pod_spec):
         c = container(pod_spec, "rbdcsi")
         self.assertEqual(c["args"][0], "serve")
@@ -210,6 +217,9 @@ class ManifestsTest(unittest.TestCase):
         self.assertEqual(port_number(c, c["livenessProbe"]["httpGet"]["port"]),
                          http_port(probe_args["--http-endpoint"]))
         self.assertEqual(c["livenessProbe"]["httpGet"]["path"], "/healthz")
+        metrics = http_port(args["--metrics-address"])
+        self.assertEqual(port_number(c, "metrics"), metrics)
+        self.assertEqual(int(self.pod_of(spec)["annotations"]["prometheus.io/port"]), metrics)
         ports = [p["containerPort"] for x in spec["containers"] for p in x.get("ports", [])]
         self.assertEqual(len(ports), len(set(ports)), "ports clash (hostNetwork)")
 

@@ -73,4 +73,40 @@ void CleanUpUnder(const std::string& dir) {
   }
 }
 
+absl::StatusOr<std::string> CreateAndStage(Plugin& plugin, const std::string& name,
+                                           const std::string& staging) {
+  csi::v1::VolumeCapability cap;
+  cap.mutable_mount()->set_fs_type("ext4");
+  cap.mutable_access_mode()->set_mode(csi::v1::VolumeCapability::AccessMode::SINGLE_NODE_WRITER);
+  csi::v1::CreateVolumeRequest create;
+  create.set_name(name);
+  create.mutable_capacity_range()->set_required_bytes(32 << 20);
+  *create.add_volume_capabilities() = cap;
+  csi::v1::CreateVolumeResponse created;
+  {
+    grpc::ClientContext ctx;
+    grpc::Status st = plugin.controller().CreateVolume(&ctx, create, &created);
+    if (!st.ok()) return absl::InternalError("CreateVolume: " + st.error_message());
+  }
+  std::filesystem::create_directories(staging);
+  csi::v1::NodeStageVolumeRequest stage;
+  stage.set_volume_id(created.volume().volume_id());
+  stage.set_staging_target_path(staging);
+  *stage.mutable_volume_capability() = cap;
+  csi::v1::NodeStageVolumeResponse staged;
+  grpc::ClientContext ctx;
+  grpc::Status st = plugin.node().NodeStageVolume(&ctx, stage, &staged);
+  if (!st.ok()) return absl::InternalError("NodeStageVolume: " + st.error_message());
+  return created.volume().volume_id();
+}
+
+grpc::Status Unstage(Plugin& plugin, const std::string& volume_id, const std::string& staging) {
+  csi::v1::NodeUnstageVolumeRequest req;
+  req.set_volume_id(volume_id);
+  req.set_staging_target_path(staging);
+  csi::v1::NodeUnstageVolumeResponse resp;
+  grpc::ClientContext ctx;
+  return plugin.node().NodeUnstageVolume(&ctx, req, &resp);
+}
+
 }  // namespace rbdcsi

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "csi.grpc.pb.h"
 #include "tests/support/test_support.h"
 
@@ -51,6 +52,14 @@ class Plugin {
 // `dir`, each only while it is still attached to that same file (DetachLoopDeviceBackedBy). A
 // device still held open stays attached with autoclear set. Says on stderr what it had to do.
 void CleanUpUnder(const std::string& dir);
+
+// Creates a 32 MiB volume `name` through `plugin`'s controller and stages it as ext4 for a
+// single-node writer at `staging` (created if missing). Returns its volume id, or what failed.
+absl::StatusOr<std::string> CreateAndStage(Plugin& plugin, const std::string& name,
+                                           const std::string& staging);
+
+// NodeUnstageVolume of `volume_id` at `staging`.
+grpc::Status Unstage(Plugin& plugin, const std::string& volume_id, const std::string& staging);
 
 }  // namespace rbdcsi
 

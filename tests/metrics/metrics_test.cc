@@ -1,0 +1,119 @@
+// The metrics: command labels and timing, RPC outcomes, the Prometheus text and its endpoint.
+#include <regex>
+
+#include "csi.pb.h"
+#include "driver/rpc_metrics.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "metrics/command_runner.h"
+#include "metrics/prometheus_metrics.h"
+#include "metrics/testing/fake_metrics.h"
+#include "tests/metrics/scrape.h"
+#include "tests/support/scripted_command_runner.h"
+#include "tests/support/test_support.h"
+
+namespace rbdcsi {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+TEST(CommandLabelTest, KeepsWhatTheCommandDoesNotWhatItWorksOn) {
+  EXPECT_EQ(CommandLabel({"rbd", "device", "map", "pool/image", "--id", "admin"}),
+            "rbd device map");
+  EXPECT_EQ(CommandLabel({"/usr/bin/rbd", "device", "list", "--format", "json"}),
+            "rbd device list");
+  EXPECT_EQ(CommandLabel({"mkfs.ext4", "-F", "/dev/loop3"}), "mkfs.ext4");
+  EXPECT_EQ(CommandLabel({"rbd-nbd", "map", "secretimagename"}), "rbd-nbd map");
+  EXPECT_EQ(CommandLabel({"rbd", "map", "image"}), "rbd map");
+  EXPECT_EQ(CommandLabel({"rbd", "device", "map", "list"}), "rbd device map");  // at most two
+  EXPECT_EQ(CommandLabel({}), "");
+}
+
+TEST(MeasuredCommandRunnerTest, CountsEveryResult) {
+  ScriptedCommandRunner inner;
+  FakeMetrics metrics;
+  auto runner = NewMeasuredCommandRunner(&inner, metrics);
+  inner.Answer(0, "", "");
+  inner.Answer(16, "", "busy");
+  inner.Answer(absl::DeadlineExceededError("killed"));
+  inner.Answer(absl::NotFoundError("no rbd"));
+  EXPECT_THAT(runner->Run({"rbd", "device", "unmap", "/dev/rbd0"}), IsOk());
+  absl::StatusOr<CommandResult> busy = runner->Run({"rbd", "device", "unmap", "/dev/rbd0"});
+  ASSERT_THAT(busy, IsOk());
+  EXPECT_EQ(busy->exit_code, 16);  // passed through unchanged
+  EXPECT_THAT(runner->Run({"rbd", "device", "map", "p/i"}), Not(IsOk()));
+  EXPECT_THAT(runner->Run({"rbd", "device", "map", "p/i"}), Not(IsOk()));
+  EXPECT_THAT(metrics.calls(),
+              ElementsAre("Command(rbd device unmap,ok)", "Command(rbd device unmap,failed)",
+                          "Command(rbd device map,timeout)", "Command(rbd device map,error)"));
+}
+
+TEST(RpcMetricsObserverTest, UnstageOutcomesAndBlockedVolumes) {
+  FakeMetrics metrics;
+  CallTracker::Observer observe = RpcMetricsObserver(metrics);
+  csi::v1::NodeUnstageVolumeRequest unstage;
+  unstage.set_volume_id("rbd/held");
+  observe("NodeUnstageVolume", unstage, absl::FailedPreconditionError("held"), 0.1);
+  observe("NodeUnstageVolume", unstage, absl::AbortedError("busy"), 0.1);
+  observe("NodeUnstageVolume", unstage, absl::OkStatus(), 0.1);
+  observe("Probe", csi::v1::ProbeRequest(), absl::OkStatus(), 0.1);
+  EXPECT_THAT(
+      metrics.calls(),
+      ElementsAre("Rpc(NodeUnstageVolume,FAILED_PRECONDITION)", "UnstageAttempt(busy)",
+                  "UnstageBlocked(rbd/held,true)", "Rpc(NodeUnstageVolume,ABORTED)",
+                  "UnstageAttempt(conflict)", "Rpc(NodeUnstageVolume,OK)",
+                  "UnstageAttempt(unmapped)", "UnstageBlocked(rbd/held,false)", "Rpc(Probe,OK)"));
+}
+
+TEST(PrometheusMetricsTest, TextHasEveryFamilyWithItsLabels) {
+  PrometheusMetrics metrics([] { return std::map<std::string, int>{{"staged", 2}}; });
+  metrics.Rpc("NodeStageVolume", "OK", 0.02);
+  metrics.Rpc("NodeStageVolume", "OK", 0.03);
+  metrics.UnstageAttempt("busy");
+  metrics.UnstageBlocked("rbd/a", true);
+  metrics.UnstageBlocked("rbd/b", true);
+  metrics.UnstageBlocked("rbd/b", false);
+  metrics.HolderFound("mount", "private", "node_exporter");
+  metrics.HolderScan(0.1);
+  metrics.HolderWait("released", 0.2);
+  metrics.Reclaim("ok");
+  metrics.Command("rbd device map", "failed", 1.5);
+  const std::string text = metrics.Text();
+  for (const char* line : {
+           "rbdcsi_rpc_duration_seconds_count{code=\"OK\",method=\"NodeStageVolume\"} 2",
+           "rbdcsi_unstage_attempts_total{outcome=\"busy\"} 1",
+           "rbdcsi_busy_volumes 1",
+           "rbdcsi_holders_found_total{command=\"node_exporter\",kind=\"mount\","
+           "propagation=\"private\"} 1",
+           "rbdcsi_holder_scan_duration_seconds_count 1",
+           "rbdcsi_holder_wait_duration_seconds_count{outcome=\"released\"} 1",
+           "rbdcsi_reclaims_total{outcome=\"ok\"} 1",
+           "rbdcsi_command_duration_seconds_count{command=\"rbd device map\",result=\"failed\"} 1",
+           "rbdcsi_volumes{step=\"staged\"} 2",
+       }) {
+    EXPECT_THAT(text, HasSubstr(line));
+  }
+  EXPECT_TRUE(std::regex_search(
+      text, std::regex("rbdcsi_unstage_blocked_since_seconds\\{volume_id=\"rbd/a\"\\} 1[0-9.e+]+")))
+      << text;
+  EXPECT_THAT(text, Not(HasSubstr("volume_id=\"rbd/b\"")));
+  EXPECT_THAT(text, HasSubstr("rbdcsi_unstage_oldest_blocked_seconds "));
+}
+
+TEST(PrometheusMetricsTest, ServesOverHttpAndRefusesATakenPort) {
+  PrometheusMetrics metrics(nullptr);
+  metrics.UnstageAttempt("unmapped");
+  absl::StatusOr<int> port = metrics.Serve("127.0.0.1:0");
+  ASSERT_THAT(port, IsOk());
+  ASSERT_GT(*port, 0);
+  EXPECT_THAT(Scrape(*port), HasSubstr("rbdcsi_unstage_attempts_total{outcome=\"unmapped\"} 1"));
+
+  PrometheusMetrics second(nullptr);
+  EXPECT_THAT(second.Serve("127.0.0.1:" + std::to_string(*port)),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("cannot serve metrics")));
+}
+
+}  // namespace
+}  // namespace rbdcsi
