@@ -90,15 +90,27 @@ absl::StatusOr<VolumeRecord> VolumeStager::RecordFromRequest(
     auto it = req.secrets().find(key);
     return it == req.secrets().end() ? std::string() : it->second;
   };
+  // rbdcsi's shape: secrets userID and userKey. The in-tree kubernetes.io/rbd shape (static PVs
+  // written by `rbdcsi migrate-pv`): volume_context.user (default admin) and a Secret of type
+  // kubernetes.io/rbd holding the key under `key`.
   r.user = secret("userID");
-  map_options->user = r.user;
   map_options->key = secret("userKey");
+  if (map_options->key.empty() && !secret("key").empty()) {
+    map_options->key = secret("key");
+    if (r.user.empty()) r.user = get("user").empty() ? "admin" : get("user");
+  }
+  map_options->user = r.user;
+  auto resolved_secret = [&](const std::string& key) {
+    if (key == "userID") return r.user;
+    if (key == "userKey") return map_options->key;
+    return secret(key);
+  };
   std::vector<std::string> missing;
   for (const std::string& key : traits.required_context) {
     if (get(key.c_str()).empty()) missing.push_back("volume_context." + key);
   }
   for (const std::string& key : traits.required_secrets) {
-    if (secret(key).empty()) missing.push_back("the secret " + key);
+    if (resolved_secret(key).empty()) missing.push_back("the secret " + key);
   }
   if (!missing.empty()) {
     return absl::InvalidArgumentError(

@@ -223,6 +223,33 @@ TEST_F(NodeOpsTest, KrbdTakesMonitorsAndSecretsButNeverRecordsTheKey) {
   EXPECT_THAT(ops_->Stage(req), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("userKey")));
 }
 
+TEST_F(NodeOpsTest, KrbdAcceptsTheInTreeShape) {
+  // What `rbdcsi migrate-pv` writes for an in-tree rbd PV: user in the context, the Secret of
+  // type kubernetes.io/rbd with the key under `key`.
+  auto req = KrbdStageRequest("vol-4", "10.0.0.1:6789,10.0.0.2:6789");
+  req.mutable_secrets()->clear();
+  (*req.mutable_secrets())["key"] = "AQBInTr33Key==";
+  (*req.mutable_volume_context())["user"] = "kube";
+  ASSERT_THAT(ops_->Stage(req), IsOk());
+  EXPECT_EQ(krbd_.last_options().key, "AQBInTr33Key==");
+  EXPECT_EQ(krbd_.last_options().user, "kube");
+  EXPECT_THAT(ReadFileOrEmpty(records_.dir() + "/" + RecordStore::FileNameFor("vol-4")),
+              Not(HasSubstr("InTr33")));
+
+  // Without `user`, the in-tree default: admin (on another image: one image, one volume).
+  req.set_volume_id("vol-5");
+  (*req.mutable_volume_context())["image"] = "img5";
+  krbd_.AddImage("pool2/img5");
+  req.mutable_volume_context()->erase("user");
+  ASSERT_THAT(ops_->Stage(req), IsOk());
+  EXPECT_EQ(krbd_.last_options().user, "admin");
+
+  // No key at all is still refused, naming what is missing.
+  req.set_volume_id("vol-6");
+  req.mutable_secrets()->clear();
+  EXPECT_THAT(ops_->Stage(req), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("userKey")));
+}
+
 TEST_F(NodeOpsTest, ValidationComesBeforeAnyEffect) {
   auto no_id = StageRequest();
   no_id.clear_volume_id();
