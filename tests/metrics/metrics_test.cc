@@ -1,5 +1,6 @@
 // The metrics: command labels and timing, RPC outcomes, the Prometheus text and its endpoint.
 #include <regex>
+#include <set>
 
 #include "csi.pb.h"
 #include "driver/rpc_metrics.h"
@@ -100,6 +101,42 @@ TEST(PrometheusMetricsTest, TextHasEveryFamilyWithItsLabels) {
       << text;
   EXPECT_THAT(text, Not(HasSubstr("volume_id=\"rbd/b\"")));
   EXPECT_THAT(text, HasSubstr("rbdcsi_unstage_oldest_blocked_seconds "));
+}
+
+// Every metric the documented alerting rules and the README name exists, so a rename cannot
+// silently leave an alert that never fires.
+TEST(PrometheusMetricsTest, AlertsAndReadmeNameOnlyMetricsThatExist) {
+  PrometheusMetrics metrics([] { return std::map<std::string, int>{{"staged", 1}}; });
+  metrics.Rpc("NodeStageVolume", "OK", 0.02);
+  metrics.UnstageAttempt("busy");
+  metrics.UnstageBlocked("rbd/a", true);
+  metrics.HolderFound("mount", "private", "node_exporter");
+  metrics.HolderScan(0.1);
+  metrics.HolderWait("released", 0.2);
+  metrics.Reclaim("ok");
+  metrics.Command("rbd device map", "failed", 1.5);
+  std::set<std::string> families;
+  const std::string text = metrics.Text();
+  const std::regex type_line("# TYPE (\\S+) ");
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), type_line);
+       it != std::sregex_iterator(); ++it) {
+    families.insert((*it)[1]);
+  }
+  const std::string root = std::string(RBDCSI_TESTDATA_DIR) + "/../../";
+  const std::regex name("rbdcsi_[a-z_]+");
+  const std::regex suffix("_(count|sum|bucket)$");
+  int checked = 0;
+  for (const std::string file : {"deploy/examples/prometheus-rules.yaml", "README.md"}) {
+    const std::string doc = ReadFileOrEmpty(root + file);
+    ASSERT_FALSE(doc.empty()) << file;
+    for (auto it = std::sregex_iterator(doc.begin(), doc.end(), name); it != std::sregex_iterator();
+         ++it) {
+      const std::string family = std::regex_replace(it->str(), suffix, "");
+      EXPECT_EQ(families.count(family), 1u) << file << " names " << it->str();
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 15);
 }
 
 TEST(PrometheusMetricsTest, ServesOverHttpAndRefusesATakenPort) {
