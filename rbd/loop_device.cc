@@ -196,14 +196,26 @@ absl::Status RealLoopDevices::DetachOnce(const std::string& dev,
   }
   ASSIGN_OR_RETURN(const std::string sysfs_dir, SysfsDirOf(fd.get(), dev));
   loop_info64 info;
+  bool attached_to_expected = false;
   if (ioctl(fd.get(), LOOP_GET_STATUS64, &info) != 0) {
     if (errno == ENXIO) return absl::OkStatus();  // not attached
     if (errno == ENOTTY || errno == EINVAL) {
       return absl::InvalidArgumentError(absl::StrCat(what, ": not a loop device"));
     }
-    return ErrnoToStatus(errno, what);
+    // The status includes the backing file's attributes, which a FUSE file whose daemon died
+    // cannot give (ENOTCONN, ECONNABORTED): such a device is identified by the path the kernel
+    // remembers.
+    const bool fuse_gone = errno == ENOTCONN || errno == ECONNABORTED;
+    if (!fuse_gone || expected_backing_file.empty()) return ErrnoToStatus(errno, what);
+    absl::StatusOr<std::string> text = ReadSmallFile(absl::StrCat(sysfs_dir, "/loop/backing_file"));
+    bool deleted = false;
+    if (!text.ok() || ParseBackingFile(*text, &deleted) != expected_backing_file) {
+      return absl::OkStatus();  // not attached to ours
+    }
+    attached_to_expected = true;
   }
-  if (!expected_backing_file.empty() && !IsAttachedTo(info, sysfs_dir, expected_backing_file)) {
+  if (!attached_to_expected && !expected_backing_file.empty() &&
+      !IsAttachedTo(info, sysfs_dir, expected_backing_file)) {
     return absl::OkStatus();  // re-used for another file: ours is gone
   }
   if (ioctl(fd.get(), LOOP_CLR_FD, 0) != 0) {
