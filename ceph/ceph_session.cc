@@ -103,8 +103,8 @@ absl::StatusOr<std::shared_ptr<librados::Rados>> CephImageStore::Session() {
     }
     if (r == -ETIMEDOUT) {
       // cephx answers a wrong key by silence too, so both causes are named.
-      return absl::UnavailableError(absl::StrCat(what, ": no answer within ", timeout,
-                                                 " s (monitors ", cluster_.MonitorList(),
+      return absl::UnavailableError(absl::StrCat(what, ": the cluster did not answer within ",
+                                                 timeout, " s (monitors ", cluster_.MonitorList(),
                                                  " unreachable, or the key was rejected)"));
     }
     return CephStatus(r, what);

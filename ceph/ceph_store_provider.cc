@@ -39,4 +39,11 @@ absl::StatusOr<ImageStore*> CephStoreProvider::For(std::string_view cluster_id,
   return store;
 }
 
+std::vector<std::string> CephStoreProvider::ClusterIds() {
+  std::vector<std::string> ids;
+  if (loop_ != nullptr) ids.emplace_back();
+  for (std::string& id : clusters_->Ids()) ids.push_back(std::move(id));
+  return ids;
+}
+
 }  // namespace rbdcsi

@@ -30,6 +30,8 @@ class CephStoreProvider : public ImageStoreProvider {
   // PERMISSION_DENIED from connecting.
   absl::StatusOr<ImageStore*> For(std::string_view cluster_id,
                                   const Credentials& credentials) override;
+  // "" when there is a loop store, then the clusters of the cluster config.
+  std::vector<std::string> ClusterIds() override;
 
  private:
   ClusterConfigSource* const clusters_;

@@ -53,6 +53,18 @@ void AddServeFlags(CLI::App& app, ServeFlags& flags) {
   app.add_option("--metrics-address", flags.metrics_address,
                  "Serve Prometheus metrics at http://ADDRESS/metrics (HOST:PORT, or :PORT for "
                  "every interface); off by default");
+  app.add_option("--cluster-config", flags.cluster_config,
+                 "JSON array of Ceph clusters (clusterID, monitors, rbd.radosNamespace, "
+                 "controllerCredentials); re-read when it changes");
+  app.add_option("--ceph-timeout", flags.ceph_timeout_seconds,
+                 "Seconds a Ceph cluster may take to answer before a call fails UNAVAILABLE")
+      ->check(CLI::Range(1, 600))
+      ->capture_default_str();
+  app.add_option("--fuse-dir", flags.fuse_dir,
+                 "Directory (a tmpfs) for the fuse mapper's per-volume rbd-fuse mounts")
+      ->capture_default_str();
+  app.add_option("--rbd-fuse-program", flags.rbd_fuse_program, "The rbd-fuse the fuse mapper runs")
+      ->capture_default_str();
 }
 
 absl::Status ValidateServeFlags(ServeFlags& flags) {
@@ -66,7 +78,8 @@ absl::Status ValidateServeFlags(ServeFlags& flags) {
   }
   for (const auto& [name, dir] :
        {std::pair<const char*, std::string*>{"--state-dir", &flags.state_dir},
-        {"--data-dir", &flags.data_dir}}) {
+        {"--data-dir", &flags.data_dir},
+        {"--fuse-dir", &flags.fuse_dir}}) {
     if (!absl::StartsWith(*dir, "/")) {
       return absl::InvalidArgumentError(
           absl::StrCat(name, ": '", *dir, "' must be an absolute path"));

@@ -28,6 +28,10 @@ struct ServeFlags {
   double unstage_wait_seconds = 5;                // budget for holders that release by themselves
   std::vector<std::string> reclaim_stale_mounts;  // commands whose stale copies may be unmounted
   std::string metrics_address;  // HOST:PORT or :PORT for Prometheus metrics; empty: none
+  std::string cluster_config;     // JSON array of Ceph clusters; empty: loop backend only
+  int ceph_timeout_seconds = 10;  // bound of every librados call
+  std::string fuse_dir = "/run/rbdcsi/fuse";  // the fuse mapper's per-volume directories
+  std::string rbd_fuse_program = "rbd-fuse";
 
   // Filled in by ValidateServeFlags.
   std::string socket_path;

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "base/status.h"
+#include "rbd/fuse_mapper.h"
 #include "rbd/krbd_mapper.h"
 #include "rbd/loop_device.h"
 #include "rbd/loop_images.h"
@@ -26,11 +27,19 @@ std::unique_ptr<Mapper> NewKrbd(const MapperEnv& env) {
   return std::make_unique<KrbdMapper>(env.runner, options);
 }
 
+std::unique_ptr<Mapper> NewFuse(const MapperEnv& env) {
+  FuseMapperOptions options;
+  options.dir = env.fuse_dir;
+  options.rbd_fuse_program = env.rbd_fuse_program;
+  return std::make_unique<FuseMapper>(options, NewRealLoopDevices());
+}
+
 // A new mapper is one file pair in rbd/ and one line here.
 const std::vector<std::pair<std::string, MapperFactory>>& Factories() {
   static const auto* const factories = new std::vector<std::pair<std::string, MapperFactory>>{
       {"loop", NewLoop},
       {"krbd", NewKrbd},
+      {"fuse", NewFuse},
   };
   return *factories;
 }

@@ -18,6 +18,8 @@ struct MapperEnv {
   std::string rbd_program = "rbd";           // the rbd CLI (krbd)
   std::string key_dir = "/run/rbdcsi/keys";  // per-call cephx key files (krbd)
   CommandRunner* runner = nullptr;
+  std::string fuse_dir = "/run/rbdcsi/fuse";  // per-volume rbd-fuse mounts (fuse)
+  std::string rbd_fuse_program = "rbd-fuse";
 };
 
 // The names of the offered mappers, in registration order.

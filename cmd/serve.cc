@@ -15,6 +15,7 @@
 #include "base/file_util.h"
 #include "base/logging.h"
 #include "base/version.h"
+#include "ceph/ceph_store_provider.h"
 #include "cmd/mappers.h"
 #include "driver/busy_handler.h"
 #include "driver/controller.h"
@@ -32,6 +33,7 @@
 #include "mounter/mounter.h"
 #include "mounter/ns_unmount.h"
 #include "mounter/procfs.h"
+#include "rbd/cluster_config.h"
 #include "rbd/key_file.h"
 #include "rbd/loop_images.h"
 #include "rbd/mapper_registry.h"
@@ -45,7 +47,9 @@ constexpr std::chrono::seconds kShutdownMargin(2);
 MapperRegistry* NewMappers(const ServeFlags& flags, CommandRunner* runner) {
   auto* registry = new MapperRegistry;
   if (absl::Status st =
-          RegisterMappers({flags.data_dir, flags.rbd_program, flags.key_dir, runner}, registry);
+          RegisterMappers({flags.data_dir, flags.rbd_program, flags.key_dir, runner,
+                           flags.fuse_dir, flags.rbd_fuse_program},
+                          registry);
       !st.ok()) {
     Logger("server")->critical("{}", st.message());
     std::abort();  // a programming error in the mapper table
@@ -61,14 +65,17 @@ Mapper* LoopMapperOf(const MapperRegistry& mappers) {
 
 // Every real OS implementation is built here and nowhere else.
 struct Runtime {
-  Runtime(const ServeFlags& flags, Metrics& metrics)
-      : real_runner(NewRealCommandRunner()),
+  Runtime(const ServeFlags& flags, Metrics& metrics,
+          std::unique_ptr<ClusterConfigSource> cluster_config)
+      : clusters(std::move(cluster_config)),
+        real_runner(NewRealCommandRunner()),
         runner(NewMeasuredCommandRunner(real_runner.get(), metrics)),
         mounter(NewRealMounter()),
         filesystems(NewRealFilesystems(*runner)),
         mappers(NewMappers(flags, runner.get())),
         images(flags.data_dir, LoopMapperOf(*mappers)),
-        stores(&images),
+        stores(clusters.get(), &images,
+               CephClientOptions{std::chrono::seconds(flags.ceph_timeout_seconds)}),
         records(flags.state_dir + "/volumes"),
         procfs(NewRealProcFs()),
         scanner(*procfs),
@@ -79,13 +86,14 @@ struct Runtime {
                 {flags.reclaim_stale_mounts.begin(), flags.reclaim_stale_mounts.end()}},
             &scanner, ns_unmounter.get(), metrics) {}
 
+  std::unique_ptr<ClusterConfigSource> clusters;
   std::unique_ptr<CommandRunner> real_runner;
   std::unique_ptr<CommandRunner> runner;  // counts and times every command real_runner runs
   std::unique_ptr<Mounter> mounter;
   std::unique_ptr<Filesystems> filesystems;
   std::unique_ptr<MapperRegistry> mappers;
   LoopImageStore images;
-  SingleStoreProvider stores;
+  CephStoreProvider stores;  // the loop store, and the clusters of the cluster config
   RecordStore records;
   VolumeLocks locks;             // node operations, by volume id and by image
   VolumeLocks controller_locks;  // controller operations, by image
@@ -146,12 +154,22 @@ int RunServe(ServeFlags flags) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  auto cluster_config = std::make_unique<ClusterConfigSource>();
+  if (!flags.cluster_config.empty()) {
+    absl::StatusOr<std::unique_ptr<ClusterConfigSource>> loaded =
+        ClusterConfigSource::Load(flags.cluster_config);
+    if (!loaded.ok()) {
+      std::cerr << "rbdcsi serve: --cluster-config: " << loaded.status().message() << "\n";
+      return 2;
+    }
+    cluster_config = *std::move(loaded);
+  }
   std::unique_ptr<PrometheusMetrics> prometheus;
   if (!flags.metrics_address.empty()) {
     prometheus = std::make_unique<PrometheusMetrics>(VolumesByStepIn(flags.state_dir + "/volumes"));
   }
   Metrics& metrics = prometheus ? *prometheus : NullMetrics();
-  Runtime rt(flags, metrics);
+  Runtime rt(flags, metrics, std::move(cluster_config));
   Server server({flags.socket_path, std::chrono::seconds(flags.grace_seconds)});
   server.tracker()->SetObserver(RpcMetricsObserver(metrics));
   IdentityService identity({flags.driver_name, kVersion, flags.state_dir, !flags.no_controller},
@@ -163,13 +181,17 @@ int RunServe(ServeFlags flags) {
   deps.records = &rt.records;
   deps.locks = &rt.locks;
   deps.busy = &rt.busy;
+  deps.clusters = rt.clusters.get();
   NodeConfig node_config;
   node_config.node_id = flags.node_id;
   node_config.default_mapper = flags.default_mapper;
   NodeOps node_ops(node_config, deps);
   NodeService node(&node_ops, server.tracker());
   ControllerConfig controller_config;
-  controller_config.mappers = {"loop"};  // the loop store's images
+  // Loop images map with the loop mapper; Ceph images by default with krbd.
+  controller_config.mappers = MapperNames();
+  controller_config.default_mapper = "loop";
+  controller_config.ceph_default_mapper = "krbd";
   ControllerOps controller_ops(controller_config, &rt.stores, &rt.controller_locks);
   ControllerService controller(&controller_ops, server.tracker());
 

@@ -52,13 +52,6 @@ bool SizeFits(uint64_t size, const csi::v1::CapacityRange& range) {
          (range.limit_bytes() <= 0 || size <= static_cast<uint64_t>(range.limit_bytes()));
 }
 
-Credentials CredentialsOf(const Params& secrets) {
-  Credentials c;
-  if (auto it = secrets.find("userID"); it != secrets.end()) c.user = it->second;
-  if (auto it = secrets.find("userKey"); it != secrets.end()) c.key = it->second;
-  return c;
-}
-
 // What CreateVolume's parameters ask for.
 struct CreateParams {
   ImageId id;  // without the image name
@@ -71,7 +64,6 @@ absl::StatusOr<CreateParams> ParseCreateParams(const Params& params,
   CreateParams out;
   out.id.cluster_id = config.default_cluster;
   out.id.pool = config.default_pool;
-  if (!config.mappers.empty()) out.mapper = config.mappers.front();
   for (const auto& [key, value] : params) {
     if (key == "pool") {
       out.id.pool = value;
@@ -96,6 +88,7 @@ absl::StatusOr<CreateParams> ParseCreateParams(const Params& params,
           "': use pool, clusterID, radosNamespace, dataPool, imageFeatures or mapper"));
     }
   }
+  if (out.mapper.empty()) out.mapper = config.DefaultMapperFor(out.id);
   return out;
 }
 
@@ -111,6 +104,13 @@ absl::StatusOr<ImageStore*> StoreFor(ImageStoreProvider& stores, const std::stri
 }
 
 }  // namespace
+
+Credentials CredentialsOf(const Params& secrets) {
+  Credentials c;
+  if (auto it = secrets.find("userID"); it != secrets.end()) c.user = it->second;
+  if (auto it = secrets.find("userKey"); it != secrets.end()) c.key = it->second;
+  return c;
+}
 
 std::string ControllerOps::ImageNameFor(const std::string& volume_name, size_t max_length) {
   if (volume_name.size() <= std::min<size_t>(100, max_length) &&
@@ -160,10 +160,6 @@ absl::Status ControllerOps::CreateVolume(const csi::v1::CreateVolumeRequest& req
     return absl::InvalidArgumentError("volume_capabilities is required");
   }
   for (const auto& cap : req.volume_capabilities()) RETURN_IF_ERROR(ParseCapability(cap).status());
-  if (req.has_volume_content_source()) {
-    return absl::InvalidArgumentError(
-        "volume_content_source is not supported: this controller creates empty volumes");
-  }
   ASSIGN_OR_RETURN(CreateParams params, ParseCreateParams(req.parameters(), config_));
   ImageId id = params.id;
   const size_t used = EncodeVolumeId(id).size();  // everything but the image name
@@ -182,14 +178,18 @@ absl::Status ControllerOps::CreateVolume(const csi::v1::CreateVolumeRequest& req
                                                    " bytes, outside the requested range"));
     }
     FillVolume(*existing, params.mapper, resp->mutable_volume());
+    *resp->mutable_volume()->mutable_content_source() = req.volume_content_source();
     return absl::OkStatus();
   }
   if (!absl::IsNotFound(existing.status())) return existing.status();
-  ASSIGN_OR_RETURN(ImageInfo created, store->Create(id, size, params.options));
+  ASSIGN_OR_RETURN(ImageInfo created, req.has_volume_content_source()
+                                          ? CreateFromSource(req, *store, id, size)
+                                          : store->Create(id, size, params.options));
   Logger("controller")
       ->info("created volume {} ({} bytes) for name {}", id.ToString(), created.size_bytes,
              req.name());
   FillVolume(created, params.mapper, resp->mutable_volume());
+  *resp->mutable_volume()->mutable_content_source() = req.volume_content_source();
   return absl::OkStatus();
 }
 
@@ -234,8 +234,13 @@ absl::Status ControllerOps::ListVolumes(const csi::v1::ListVolumesRequest& req,
   if (req.max_entries() < 0) {
     return absl::InvalidArgumentError("max_entries must not be negative");
   }
-  ASSIGN_OR_RETURN(ImageStore * store, stores_->For(config_.default_cluster, Credentials{}));
-  ASSIGN_OR_RETURN(std::vector<ImageInfo> all, store->List(""));
+  // Every cluster's images, with the controller's own credentials (the request has none).
+  std::vector<ImageInfo> all;
+  for (const std::string& cluster : stores_->ClusterIds()) {
+    ASSIGN_OR_RETURN(ImageStore * store, stores_->For(cluster, Credentials{}));
+    ASSIGN_OR_RETURN(std::vector<ImageInfo> some, store->List(""));
+    all.insert(all.end(), some.begin(), some.end());
+  }
   std::sort(all.begin(), all.end(), [](const ImageInfo& a, const ImageInfo& b) {
     return EncodeVolumeId(a.id) < EncodeVolumeId(b.id);
   });
@@ -248,9 +253,8 @@ absl::Status ControllerOps::ListVolumes(const csi::v1::ListVolumesRequest& req,
   }
   size_t end = all.size();
   if (req.max_entries() > 0) end = std::min(end, start + static_cast<size_t>(req.max_entries()));
-  const std::string mapper = config_.mappers.empty() ? "" : config_.mappers.front();
   for (size_t i = start; i < end; ++i) {
-    FillVolume(all[i], mapper, resp->add_entries()->mutable_volume());
+    FillVolume(all[i], config_.DefaultMapperFor(all[i].id), resp->add_entries()->mutable_volume());
   }
   if (end < all.size()) resp->set_next_token(std::to_string(end));
   return absl::OkStatus();
@@ -284,7 +288,8 @@ absl::Status ControllerOps::ExpandVolume(const csi::v1::ControllerExpandVolumeRe
 void ControllerOps::GetCapabilities(csi::v1::ControllerGetCapabilitiesResponse* resp) {
   using Rpc = csi::v1::ControllerServiceCapability::RPC;
   for (auto type : {Rpc::CREATE_DELETE_VOLUME, Rpc::LIST_VOLUMES, Rpc::GET_CAPACITY,
-                    Rpc::EXPAND_VOLUME, Rpc::SINGLE_NODE_MULTI_WRITER}) {
+                    Rpc::EXPAND_VOLUME, Rpc::SINGLE_NODE_MULTI_WRITER, Rpc::CREATE_DELETE_SNAPSHOT,
+                    Rpc::LIST_SNAPSHOTS, Rpc::CLONE_VOLUME}) {
     resp->add_capabilities()->mutable_rpc()->set_type(type);
   }
 }

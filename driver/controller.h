@@ -26,7 +26,21 @@ struct ControllerConfig {
   // The mappers nodes may use for these images (the `mapper` parameter must be one of them);
   // the first is the default. The chosen one goes into the volume context; none when empty.
   std::vector<std::string> mappers;
+  // The mapper of volumes whose parameters name none: default_mapper (empty: the first of
+  // `mappers`) for images of no cluster, ceph_default_mapper for Ceph images.
+  std::string default_mapper;
+  std::string ceph_default_mapper = "krbd";
+
+  std::string DefaultMapperFor(const ImageId& id) const {
+    if (!id.cluster_id.empty()) return ceph_default_mapper;
+    if (!default_mapper.empty() || mappers.empty()) return default_mapper;
+    return mappers.front();
+  }
 };
+
+// The Ceph credentials in a request's secrets (userID, userKey); empty when absent, which makes
+// the store provider use the controller's own.
+Credentials CredentialsOf(const google::protobuf::Map<std::string, std::string>& secrets);
 
 // Thread-safe; operations on one image are serialized by the per-image try-lock (ABORTED).
 class ControllerOps {
@@ -50,6 +64,15 @@ class ControllerOps {
                            csi::v1::GetCapacityResponse* resp);
   absl::Status ExpandVolume(const csi::v1::ControllerExpandVolumeRequest& req,
                             csi::v1::ControllerExpandVolumeResponse* resp);
+  // Idempotent by name and source; ALREADY_EXISTS when the name is taken by a snapshot of
+  // another volume, NOT_FOUND when the source volume does not exist.
+  absl::Status CreateSnapshot(const csi::v1::CreateSnapshotRequest& req,
+                              csi::v1::CreateSnapshotResponse* resp);
+  // OK when the snapshot does not exist (or the id names nothing this plugin could make).
+  absl::Status DeleteSnapshot(const csi::v1::DeleteSnapshotRequest& req);
+  // By snapshot id, by source volume, or all; paginated like ListVolumes.
+  absl::Status ListSnapshots(const csi::v1::ListSnapshotsRequest& req,
+                             csi::v1::ListSnapshotsResponse* resp);
   static void GetCapabilities(csi::v1::ControllerGetCapabilitiesResponse* resp);
 
   // The image name a CreateVolume name maps to: the name itself when it is a valid image
@@ -63,6 +86,10 @@ class ControllerOps {
   absl::StatusOr<std::pair<ImageStore*, ImageId>> Resolve(
       const std::string& volume_id, const google::protobuf::Map<std::string, std::string>& secrets);
   void FillVolume(const ImageInfo& info, const std::string& mapper, csi::v1::Volume* volume) const;
+  // Makes `id` from the request's volume_content_source (a snapshot or a volume).
+  absl::StatusOr<ImageInfo> CreateFromSource(const csi::v1::CreateVolumeRequest& req,
+                                             ImageStore& store, const ImageId& id, uint64_t size);
+  absl::StatusOr<std::vector<SnapshotInfo>> SnapshotsFor(const csi::v1::ListSnapshotsRequest& req);
 
   const ControllerConfig config_;
   ImageStoreProvider* stores_;
@@ -91,6 +118,12 @@ class ControllerService final : public csi::v1::Controller::Service {
   grpc::Status ControllerExpandVolume(grpc::ServerContext*,
                                       const csi::v1::ControllerExpandVolumeRequest* req,
                                       csi::v1::ControllerExpandVolumeResponse* resp) override;
+  grpc::Status CreateSnapshot(grpc::ServerContext*, const csi::v1::CreateSnapshotRequest* req,
+                              csi::v1::CreateSnapshotResponse* resp) override;
+  grpc::Status DeleteSnapshot(grpc::ServerContext*, const csi::v1::DeleteSnapshotRequest* req,
+                              csi::v1::DeleteSnapshotResponse* resp) override;
+  grpc::Status ListSnapshots(grpc::ServerContext*, const csi::v1::ListSnapshotsRequest* req,
+                             csi::v1::ListSnapshotsResponse* resp) override;
 
  private:
   ControllerOps* ops_;

@@ -9,6 +9,7 @@
 #include "driver/volume_record.h"
 #include "mounter/filesystem.h"
 #include "mounter/mounter.h"
+#include "rbd/cluster_config.h"
 #include "rbd/mapper_registry.h"
 
 namespace rbdcsi {
@@ -27,6 +28,8 @@ struct NodeDeps {
   RecordStore* records = nullptr;
   VolumeLocks* locks = nullptr;  // by volume id and by image
   BusyHandler* busy = nullptr;
+  // The monitors of volumes whose context names a clusterID; may be null (no clusters).
+  ClusterConfigSource* clusters = nullptr;
 };
 
 }  // namespace rbdcsi

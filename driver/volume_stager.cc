@@ -76,6 +76,10 @@ absl::StatusOr<VolumeRecord> VolumeStager::RecordFromRequest(
   r.cluster_id = image.cluster_id;
   r.image = image.Spec();
   r.monitors = get("monitors");
+  if (r.monitors.empty() && !image.cluster_id.empty() && deps_.clusters != nullptr) {
+    ASSIGN_OR_RETURN(const ClusterConfig cluster, deps_.clusters->Find(image.cluster_id));
+    r.monitors = cluster.MonitorList();
+  }
   r.staging_path = CanonicalPath(req.staging_target_path());
   r.block = cap.block;
   r.fs_type = cap.fs_type;
@@ -107,7 +111,9 @@ absl::StatusOr<VolumeRecord> VolumeStager::RecordFromRequest(
   };
   std::vector<std::string> missing;
   for (const std::string& key : traits.required_context) {
-    if (get(key.c_str()).empty()) missing.push_back("volume_context." + key);
+    // The monitors may also come from the cluster config, through the clusterID.
+    const bool have = key == "monitors" ? !r.monitors.empty() : !get(key.c_str()).empty();
+    if (!have) missing.push_back("volume_context." + key);
   }
   for (const std::string& key : traits.required_secrets) {
     if (resolved_secret(key).empty()) missing.push_back("the secret " + key);

@@ -12,21 +12,12 @@
 #include "base/file_util.h"
 #include "base/logging.h"
 #include "base/status.h"
+#include "rbd/image_id.h"
 
 namespace rbdcsi {
 namespace {
 
 using nlohmann::json;
-
-bool ValidClusterId(const std::string& id) {
-  if (id.empty() || id.size() > 64 || id[0] == '.') return false;
-  for (char c : id) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') {
-      return false;
-    }
-  }
-  return true;
-}
 
 // "host:port", "[v6]:port" or a bare host (Ceph's default port then).
 bool ValidMonitor(const std::string& mon) {
@@ -45,8 +36,8 @@ bool ValidMonitor(const std::string& mon) {
 }
 
 absl::Status Bad(size_t index, std::string_view field, std::string_view why) {
-  return absl::InvalidArgumentError(
-      absl::StrCat("cluster config entry ", index, ": ", AsAbsl(field), " ", AsAbsl(why)));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "cluster config entry ", index, ": ", AsAbsl(field), field.empty() ? "" : " ", AsAbsl(why)));
 }
 
 absl::StatusOr<ClusterConfig> ParseEntry(const json& entry, size_t i) {
@@ -55,8 +46,8 @@ absl::StatusOr<ClusterConfig> ParseEntry(const json& entry, size_t i) {
   const auto id = entry.find("clusterID");
   if (id == entry.end() || !id->is_string()) return Bad(i, "clusterID", "is missing");
   c.cluster_id = id->get<std::string>();
-  if (!ValidClusterId(c.cluster_id)) {
-    return Bad(i, "clusterID", "must be 1-64 characters of [A-Za-z0-9._-]");
+  if (absl::Status st = ValidateImageName(c.cluster_id, "clusterID"); !st.ok()) {
+    return Bad(i, "", std::string(st.message()));
   }
   const auto mons = entry.find("monitors");
   if (mons == entry.end() || !mons->is_array() || mons->empty()) {
@@ -138,22 +129,33 @@ absl::Status ClusterConfigSource::Reload() {
   return absl::OkStatus();
 }
 
+void ClusterConfigSource::MaybeReload() {
+  const auto now = std::chrono::steady_clock::now();
+  if (path_.empty() || now - last_check_ < std::chrono::seconds(1)) return;
+  last_check_ = now;
+  if (absl::Status st = Reload(); !st.ok()) {
+    Logger("config")->error(
+        "cluster config {} changed but is not valid, keeping the previous one: {}", path_,
+        st.message());
+  }
+}
+
 absl::StatusOr<ClusterConfig> ClusterConfigSource::Find(std::string_view cluster_id) {
   std::lock_guard<std::mutex> lock(mu_);
-  const auto now = std::chrono::steady_clock::now();
-  if (!path_.empty() && now - last_check_ >= std::chrono::seconds(1)) {
-    last_check_ = now;
-    if (absl::Status st = Reload(); !st.ok()) {
-      Logger("config")->error(
-          "cluster config {} changed but is not valid, keeping the previous one: {}", path_,
-          st.message());
-    }
-  }
+  MaybeReload();
   for (const ClusterConfig& c : clusters_) {
     if (c.cluster_id == cluster_id) return c;
   }
   return absl::NotFoundError(absl::StrCat("clusterID \"", AsAbsl(cluster_id),
                                           "\" is not in this plugin's cluster config"));
+}
+
+std::vector<std::string> ClusterConfigSource::Ids() {
+  std::lock_guard<std::mutex> lock(mu_);
+  MaybeReload();
+  std::vector<std::string> ids;
+  for (const ClusterConfig& c : clusters_) ids.push_back(c.cluster_id);
+  return ids;
 }
 
 absl::StatusOr<std::string> ClusterConfigSource::ReadControllerKey(const ClusterConfig& c) {

@@ -53,6 +53,9 @@ class ClusterConfigSource {
   // configuration read before stays. NOT_FOUND naming the id when it is not configured.
   absl::StatusOr<ClusterConfig> Find(std::string_view cluster_id);
 
+  // The configured cluster ids (after a reload check, as Find does).
+  std::vector<std::string> Ids();
+
   // Reads the key file of the cluster's controllerCredentials. NOT_FOUND when none are
   // configured; PERMISSION_DENIED when the file is readable by group or others. The key is a
   // secret and never appears in the error.
@@ -63,6 +66,9 @@ class ClusterConfigSource {
   absl::Status Reload();
 
  private:
+  // Reload() at most once a second, logging a rejected file. Needs mu_.
+  void MaybeReload();
+
   struct FileStamp {
     ino_t inode = 0;
     off_t size = 0;

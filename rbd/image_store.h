@@ -118,6 +118,10 @@ class ImageStoreProvider {
   // UNAVAILABLE when the cluster cannot be reached; PERMISSION_DENIED for rejected credentials.
   virtual absl::StatusOr<ImageStore*> For(std::string_view cluster_id,
                                           const Credentials& credentials) = 0;
+
+  // Every cluster id For() serves ("" for the loop backend), for the calls that span them all
+  // (ListVolumes, ListSnapshots without a source).
+  virtual std::vector<std::string> ClusterIds() = 0;
 };
 
 // A provider of one store that needs no credentials, for one cluster id (for the loop
@@ -135,6 +139,7 @@ class SingleStoreProvider : public ImageStoreProvider {
     }
     return store_;
   }
+  std::vector<std::string> ClusterIds() override { return {cluster_id_}; }
 
  private:
   ImageStore* const store_;

@@ -22,10 +22,6 @@ absl::StatusOr<ImageSpec> SpecOf(const ImageId& id) {
   return spec;
 }
 
-absl::Status NoSnapshots() {
-  return absl::UnimplementedError("the loop backend has no snapshots or clones");
-}
-
 std::chrono::system_clock::time_point ToTimePoint(const struct timespec& ts) {
   return std::chrono::system_clock::time_point(
       std::chrono::duration_cast<std::chrono::system_clock::duration>(
@@ -88,26 +84,6 @@ absl::StatusOr<std::vector<ImageInfo>> LoopImageStore::List(std::string_view poo
     if (info.ok()) out.push_back(*std::move(info));  // else deleted meanwhile
   }
   return out;
-}
-
-absl::StatusOr<SnapshotInfo> LoopImageStore::CreateSnapshot(const ImageId&, std::string_view) {
-  return NoSnapshots();
-}
-
-absl::Status LoopImageStore::DeleteSnapshot(const SnapshotId&) { return absl::OkStatus(); }
-
-absl::StatusOr<std::vector<SnapshotInfo>> LoopImageStore::ListSnapshots(
-    const std::optional<ImageId>&) {
-  return std::vector<SnapshotInfo>();
-}
-
-absl::StatusOr<ImageInfo> LoopImageStore::CloneFromSnapshot(const SnapshotId&, const ImageId&,
-                                                            uint64_t) {
-  return NoSnapshots();
-}
-
-absl::StatusOr<ImageInfo> LoopImageStore::CloneFromImage(const ImageId&, const ImageId&, uint64_t) {
-  return NoSnapshots();
 }
 
 absl::StatusOr<uint64_t> LoopImageStore::Capacity(std::string_view) {

@@ -20,7 +20,8 @@ namespace rbdcsi {
 // calls on the same image are serialized by the caller (per-image lock).
 //
 // As an ImageStore it holds the images of the empty cluster id, in the default namespace only
-// (INVALID_ARGUMENT otherwise). It has no snapshots or clones yet (UNIMPLEMENTED; none listed).
+// (INVALID_ARGUMENT otherwise). Snapshots are read-only copies (FICLONE where the filesystem
+// can, else sparse copies) under <data_dir>/snapshots, clones are copies of those or of images.
 class LoopImageStore : public ImageStore {
  public:
   static constexpr uint64_t kSectorSize = kImageSectorSize;
@@ -81,6 +82,11 @@ class LoopImageStore : public ImageStore {
   absl::StatusOr<std::vector<std::string>> Watchers(const ImageId& id) override;
 
  private:
+  // <data_dir>/snapshots/<pool>/<snapshot>/<image>.img
+  std::string SnapshotPath(const SnapshotId& id) const;
+  // NOT_FOUND when the snapshot does not exist.
+  absl::StatusOr<SnapshotInfo> SnapshotInfoOf(const SnapshotId& id) const;
+
   std::string data_dir_;
   Mapper* mapped_;
 };

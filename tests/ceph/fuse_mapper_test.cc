@@ -67,7 +67,11 @@ class FuseMapperTest : public ::testing::Test {
       DetachLoopDeviceBackedBy(dev, std::string(absl::StripTrailingAsciiWhitespace(backing)));
     }
     CleanUpUnder(dir_.path());
-    rbd_.remove(io_, image_.c_str());
+    // A killed rbd-fuse's watch lasts until the OSD times it out (5 s in the test cluster).
+    int r = -EBUSY;
+    WaitFor([&] { return (r = rbd_.remove(io_, image_.c_str())) != -EBUSY; },
+            std::chrono::seconds(20));
+    EXPECT_EQ(r, 0) << "could not remove test image " << image_;
   }
 
   MapOptions Options() {

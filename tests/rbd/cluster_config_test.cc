@@ -47,7 +47,7 @@ TEST(ParseClusterConfig, NamesTheProblem) {
       {"{", "not valid JSON"},
       {R"({"clusterID": "c1"})", "must be a JSON array"},
       {R"([{"monitors": ["a:1"]}])", "entry 0: clusterID is missing"},
-      {R"([{"clusterID": "a/b", "monitors": ["a:1"]}])", "clusterID must be"},
+      {R"([{"clusterID": "a/b", "monitors": ["a:1"]}])", "clusterID"},
       {R"([{"clusterID": "c", "monitors": []}])", "monitors must be"},
       {R"([{"clusterID": "c", "monitors": ["a:99999"]}])", "invalid entry \"a:99999\""},
       {R"([{"clusterID": "c", "monitors": ["a b:1"]}])", "invalid entry"},

@@ -1,4 +1,5 @@
 // LoopImageStore through the ImageStore interface, as the controller sees it.
+#include <fstream>
 #include <memory>
 
 #include "gtest/gtest.h"
@@ -78,14 +79,61 @@ TEST_F(LoopImageStoreAsImageStoreTest, DeleteRefusesWhileMappedAndNamesTheDevice
   EXPECT_THAT(store_.Watchers(id_).status(), StatusIs(absl::StatusCode::kNotFound));
 }
 
-TEST_F(LoopImageStoreAsImageStoreTest, NoSnapshotsYet) {
-  ASSERT_THAT(store_.Create(id_, 512, {}).status(), IsOk());
-  EXPECT_THAT(store_.CreateSnapshot(id_, "s1").status(),
-              StatusIs(absl::StatusCode::kUnimplemented));
+void WriteAt(const std::string& path, const std::string& data) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f << data;
+}
+std::string ReadAt(const std::string& path, size_t n) {
+  std::ifstream f(path, std::ios::binary);
+  std::string out(n, '\0');
+  f.read(out.data(), static_cast<std::streamsize>(n));
+  return out;
+}
+
+TEST_F(LoopImageStoreAsImageStoreTest, SnapshotsAreCopiesThatOutliveTheirImage) {
+  ASSERT_THAT(store_.Create(id_, 1 << 20, {}).status(), IsOk());
+  WriteAt(loop_.PathOf(id_.Spec()), "first");
+  absl::StatusOr<SnapshotInfo> snap = store_.CreateSnapshot(id_, "s1");
+  ASSERT_THAT(snap, IsOk());
+  EXPECT_EQ(snap->size_bytes, 1u << 20);
+  EXPECT_TRUE(snap->ready_to_use);
+  EXPECT_EQ(snap->source, id_);
+  EXPECT_THAT(store_.CreateSnapshot(id_, "s1"), IsOk());  // idempotent
+  WriteAt(loop_.PathOf(id_.Spec()), "later");
+
+  const ImageId other{"", "rbd", "", "other"};
+  ASSERT_THAT(store_.Create(other, 512, {}).status(), IsOk());
+  EXPECT_THAT(store_.CreateSnapshot(other, "s1").status(),
+              StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("vol")));
+  EXPECT_THAT(store_.CreateSnapshot({"", "rbd", "", "missing"}, "s2").status(),
+              StatusIs(absl::StatusCode::kNotFound));
+
+  const ImageId from_snap{"", "rbd", "", "from-snap"}, copy{"", "rbd", "", "copy"};
+  absl::StatusOr<ImageInfo> clone = store_.CloneFromSnapshot(snap->id, from_snap, 2 << 20);
+  ASSERT_THAT(clone, IsOk());
+  EXPECT_EQ(clone->size_bytes, 2u << 20);
+  EXPECT_EQ(ReadAt(loop_.PathOf(from_snap.Spec()), 5), "first");
+  EXPECT_THAT(store_.CloneFromSnapshot(snap->id, from_snap, 0).status(),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+  EXPECT_THAT(store_.CloneFromSnapshot(snap->id, {"", "rbd", "", "small"}, 512).status(),
+              StatusIs(absl::StatusCode::kOutOfRange));
+  ASSERT_THAT(store_.CloneFromImage(id_, copy, 0), IsOk());
+  EXPECT_EQ(ReadAt(loop_.PathOf(copy.Spec()), 5), "later");
+
+  ASSERT_THAT(store_.Delete(id_), IsOk());
+  absl::StatusOr<std::vector<SnapshotInfo>> listed = store_.ListSnapshots(std::nullopt);
+  ASSERT_THAT(listed, IsOk());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ(listed->front().id, snap->id);
+  EXPECT_EQ(store_.ListSnapshots(id_)->size(), 1u);
+  EXPECT_THAT(*store_.ListSnapshots(other), IsEmpty());
+  EXPECT_THAT(store_.DeleteSnapshot(snap->id), IsOk());
+  EXPECT_THAT(store_.DeleteSnapshot(snap->id), IsOk());
   EXPECT_THAT(*store_.ListSnapshots(std::nullopt), IsEmpty());
-  EXPECT_THAT(store_.DeleteSnapshot({id_, "s1"}), IsOk());
-  EXPECT_THAT(store_.CloneFromImage(id_, {"", "rbd", "", "copy"}, 0).status(),
-              StatusIs(absl::StatusCode::kUnimplemented));
+  // Snapshot files never show up as images.
+  absl::StatusOr<std::vector<ImageInfo>> images = store_.List("");
+  ASSERT_THAT(images, IsOk());
+  for (const ImageInfo& i : *images) EXPECT_NE(i.id.image, "vol");
 }
 
 TEST(SingleStoreProviderTest, ServesOneClusterOnly) {
