@@ -216,6 +216,21 @@ absl::Status CephImageStore::Delete(const ImageId& id) {
   return absl::OkStatus();
 }
 
+absl::Status CephImageStore::SetQos(const ImageId& id,
+                                    const std::map<std::string, uint64_t>& limits) {
+  ASSIGN_OR_RETURN(PoolHandle p, Pool(id));
+  librbd::Image image;
+  RETURN_IF_ERROR(Open(p.io, id, /*read_only=*/false, false, &image));
+  for (const auto& [name, value] : limits) {
+    // Image-level overrides of librbd's configuration live in metadata "conf_<option>".
+    const std::string key = absl::StrCat("conf_rbd_qos_", name, "_limit");
+    const int r =
+        value == 0 ? image.metadata_remove(key) : image.metadata_set(key, std::to_string(value));
+    if (r != -ENOENT) RETURN_IF_ERROR(Check(r, absl::StrCat("set ", key, " of ", id.ToString())));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CephImageStore::Resize(const ImageId& id, uint64_t new_size) {
   ASSIGN_OR_RETURN(PoolHandle p, Pool(id));
   librbd::Image image;

@@ -70,6 +70,7 @@ class CephImageStore : public ImageStore {
                                            uint64_t size_bytes) override;
   absl::StatusOr<uint64_t> Capacity(std::string_view pool) override;
   absl::StatusOr<std::vector<std::string>> Watchers(const ImageId& id) override;
+  absl::Status SetQos(const ImageId& id, const std::map<std::string, uint64_t>& limits) override;
 
  private:
   // An open pool; the session outlives the IoCtx.

@@ -161,6 +161,7 @@ absl::Status ControllerOps::CreateVolume(const csi::v1::CreateVolumeRequest& req
   }
   for (const auto& cap : req.volume_capabilities()) RETURN_IF_ERROR(ParseCapability(cap).status());
   ASSIGN_OR_RETURN(CreateParams params, ParseCreateParams(req.parameters(), config_));
+  ASSIGN_OR_RETURN(const auto qos, ParseQosParameters(req.mutable_parameters()));
   ImageId id = params.id;
   const size_t used = EncodeVolumeId(id).size();  // everything but the image name
   id.image = ImageNameFor(req.name(), used < kMaxIdLength ? kMaxIdLength - used : 0);
@@ -177,6 +178,18 @@ absl::Status ControllerOps::CreateVolume(const csi::v1::CreateVolumeRequest& req
                                                    existing->size_bytes,
                                                    " bytes, outside the requested range"));
     }
+    // A store that records where an image came from must agree with the request.
+    const auto& src = req.volume_content_source();
+    const bool other_source =
+        (existing->source_snapshot &&
+         (!src.has_snapshot() ||
+          EncodeSnapshotId(*existing->source_snapshot) != src.snapshot().snapshot_id())) ||
+        (existing->source_image && (!src.has_volume() || EncodeVolumeId(*existing->source_image) !=
+                                                             src.volume().volume_id()));
+    if (other_source) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("volume ", req.name(), " already exists with another content source"));
+    }
     FillVolume(*existing, params.mapper, resp->mutable_volume());
     *resp->mutable_volume()->mutable_content_source() = req.volume_content_source();
     return absl::OkStatus();
@@ -185,6 +198,7 @@ absl::Status ControllerOps::CreateVolume(const csi::v1::CreateVolumeRequest& req
   ASSIGN_OR_RETURN(ImageInfo created, req.has_volume_content_source()
                                           ? CreateFromSource(req, *store, id, size)
                                           : store->Create(id, size, params.options));
+  if (!qos.empty()) RETURN_IF_ERROR(store->SetQos(id, qos));
   Logger("controller")
       ->info("created volume {} ({} bytes) for name {}", id.ToString(), created.size_bytes,
              req.name());
@@ -289,7 +303,7 @@ void ControllerOps::GetCapabilities(csi::v1::ControllerGetCapabilitiesResponse* 
   using Rpc = csi::v1::ControllerServiceCapability::RPC;
   for (auto type : {Rpc::CREATE_DELETE_VOLUME, Rpc::LIST_VOLUMES, Rpc::GET_CAPACITY,
                     Rpc::EXPAND_VOLUME, Rpc::SINGLE_NODE_MULTI_WRITER, Rpc::CREATE_DELETE_SNAPSHOT,
-                    Rpc::LIST_SNAPSHOTS, Rpc::CLONE_VOLUME}) {
+                    Rpc::LIST_SNAPSHOTS, Rpc::CLONE_VOLUME, Rpc::MODIFY_VOLUME}) {
     resp->add_capabilities()->mutable_rpc()->set_type(type);
   }
 }

@@ -5,6 +5,7 @@
 #ifndef RBDCSI_DRIVER_CONTROLLER_H_
 #define RBDCSI_DRIVER_CONTROLLER_H_
 
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -42,6 +43,13 @@ struct ControllerConfig {
 // the store provider use the controller's own.
 Credentials CredentialsOf(const google::protobuf::Map<std::string, std::string>& secrets);
 
+// The I/O limits a VolumeAttributesClass (CreateVolume's or ControllerModifyVolume's
+// mutable_parameters) asks for: rbd_qos_{iops,bps,read_iops,write_iops,read_bps,write_bps}_limit
+// with whole numbers (0: no limit), keyed by the part between "rbd_qos_" and "_limit".
+// INVALID_ARGUMENT for anything else.
+absl::StatusOr<std::map<std::string, uint64_t>> ParseQosParameters(
+    const google::protobuf::Map<std::string, std::string>& params);
+
 // Thread-safe; operations on one image are serialized by the per-image try-lock (ABORTED).
 class ControllerOps {
  public:
@@ -73,6 +81,10 @@ class ControllerOps {
   // By snapshot id, by source volume, or all; paginated like ListVolumes.
   absl::Status ListSnapshots(const csi::v1::ListSnapshotsRequest& req,
                              csi::v1::ListSnapshotsResponse* resp);
+  // Sets the volume's I/O limits; NOT_FOUND for a missing volume, INVALID_ARGUMENT for
+  // parameters ParseQosParameters rejects.
+  absl::Status ModifyVolume(const csi::v1::ControllerModifyVolumeRequest& req,
+                            csi::v1::ControllerModifyVolumeResponse* resp);
   static void GetCapabilities(csi::v1::ControllerGetCapabilitiesResponse* resp);
 
   // The image name a CreateVolume name maps to: the name itself when it is a valid image
@@ -124,6 +136,9 @@ class ControllerService final : public csi::v1::Controller::Service {
                               csi::v1::DeleteSnapshotResponse* resp) override;
   grpc::Status ListSnapshots(grpc::ServerContext*, const csi::v1::ListSnapshotsRequest* req,
                              csi::v1::ListSnapshotsResponse* resp) override;
+  grpc::Status ControllerModifyVolume(grpc::ServerContext*,
+                                      const csi::v1::ControllerModifyVolumeRequest* req,
+                                      csi::v1::ControllerModifyVolumeResponse* resp) override;
 
  private:
   ControllerOps* ops_;

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -102,6 +103,12 @@ class ImageStore {
 
   // Bytes still available for new images in `pool`.
   virtual absl::StatusOr<uint64_t> Capacity(std::string_view pool) = 0;
+
+  // Sets the image's I/O limits (librbd's rbd_qos_* settings: keys "iops", "bps", "read_iops",
+  // "write_iops", "read_bps", "write_bps"; 0 removes a limit); limits not named stay.
+  // NOT_FOUND when the image does not exist. Clients that honour them: librbd-based mappers
+  // (rbd-fuse, rbd-nbd), not krbd. The loop backend only records them.
+  virtual absl::Status SetQos(const ImageId& id, const std::map<std::string, uint64_t>& limits) = 0;
 
   // Who has the image open: client addresses for Ceph, device paths for the loop backend.
   // Empty when nobody; NOT_FOUND when the image does not exist.

@@ -1,12 +1,14 @@
 // LoopImageStore as an ImageStore: the controller's view of the sparse image files.
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/xattr.h>
 
 #include <cerrno>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/status.h"
+#include "nlohmann/json.hpp"
 #include "rbd/loop_images.h"
 
 namespace rbdcsi {
@@ -104,6 +106,35 @@ absl::StatusOr<std::vector<std::string>> LoopImageStore::Watchers(const ImageId&
     if (d.image == spec) out.push_back(d.path);
   }
   return out;
+}
+
+absl::Status LoopImageStore::SetQos(const ImageId& id,
+                                    const std::map<std::string, uint64_t>& limits) {
+  ASSIGN_OR_RETURN(const ImageSpec spec, SpecOf(id));
+  const std::string path = PathOf(spec);
+  // Recorded beside the data (an extended attribute of the image file, gone with it); a loop
+  // device has no I/O limits to apply them to.
+  constexpr char kAttr[] = "user.rbdcsi.qos";
+  nlohmann::json qos = nlohmann::json::object();
+  char buf[1024];
+  if (const ssize_t n = getxattr(path.c_str(), kAttr, buf, sizeof(buf)); n > 0) {
+    qos = nlohmann::json::parse(std::string(buf, n), nullptr, false);
+    if (!qos.is_object()) qos = nlohmann::json::object();
+  } else if (errno == ENOENT) {
+    return absl::NotFoundError(absl::StrCat("image ", spec.ToString(), " does not exist"));
+  }
+  for (const auto& [name, value] : limits) {
+    if (value == 0) {
+      qos.erase(name);
+    } else {
+      qos[name] = value;
+    }
+  }
+  const std::string text = qos.dump();
+  if (setxattr(path.c_str(), kAttr, text.data(), text.size(), 0) != 0) {
+    return ErrnoToStatus(errno, absl::StrCat("recording the I/O limits of ", spec.ToString()));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace rbdcsi

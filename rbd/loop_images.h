@@ -80,6 +80,7 @@ class LoopImageStore : public ImageStore {
                                            uint64_t size_bytes) override;
   absl::StatusOr<uint64_t> Capacity(std::string_view pool) override;
   absl::StatusOr<std::vector<std::string>> Watchers(const ImageId& id) override;
+  absl::Status SetQos(const ImageId& id, const std::map<std::string, uint64_t>& limits) override;
 
  private:
   // <data_dir>/snapshots/<pool>/<snapshot>/<image>.img
