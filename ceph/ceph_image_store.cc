@@ -253,11 +253,16 @@ absl::StatusOr<ImageInfo> CephImageStore::Info(const ImageId& id) {
   return InfoOf(id, image);
 }
 
+std::vector<std::string> CephImageStore::Namespaces() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (cluster_.rados_namespace.empty()) return {""};
+  return {"", cluster_.rados_namespace};
+}
+
 absl::StatusOr<std::vector<ImageInfo>> CephImageStore::List(std::string_view pool) {
-  std::string ns, cluster_id;
+  std::string cluster_id;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    ns = cluster_.rados_namespace;
     cluster_id = cluster_.cluster_id;
   }
   std::list<std::string> pools;
@@ -269,17 +274,19 @@ absl::StatusOr<std::vector<ImageInfo>> CephImageStore::List(std::string_view poo
   }
   std::vector<ImageInfo> out;
   for (const std::string& name : pools) {
-    absl::StatusOr<PoolHandle> p = Pool(name, ns);
-    if (absl::IsNotFound(p.status())) continue;
-    RETURN_IF_ERROR(p.status());
-    ASSIGN_OR_RETURN(auto images, AllImages(p->io, ImageId(cluster_id, name, ns, "")));
-    for (const auto& [image_name, trash_id] : images) {
-      if (!trash_id.empty()) continue;  // deleted as far as the CO is concerned
-      const ImageId id(cluster_id, name, ns, image_name);
-      librbd::Image image;
-      if (!ValidateImageId(id).ok() || !Open(p->io, id, true, false, &image).ok()) continue;
-      absl::StatusOr<ImageInfo> info = InfoOf(id, image);
-      if (info.ok()) out.push_back(std::move(*info));
+    for (const std::string& ns : Namespaces()) {
+      absl::StatusOr<PoolHandle> p = Pool(name, ns);
+      if (absl::IsNotFound(p.status())) continue;
+      RETURN_IF_ERROR(p.status());
+      ASSIGN_OR_RETURN(auto images, AllImages(p->io, ImageId(cluster_id, name, ns, "")));
+      for (const auto& [image_name, trash_id] : images) {
+        if (!trash_id.empty()) continue;  // deleted as far as the CO is concerned
+        const ImageId id(cluster_id, name, ns, image_name);
+        librbd::Image image;
+        if (!ValidateImageId(id).ok() || !Open(p->io, id, true, false, &image).ok()) continue;
+        absl::StatusOr<ImageInfo> info = InfoOf(id, image);
+        if (info.ok()) out.push_back(std::move(*info));
+      }
     }
   }
   std::sort(out.begin(), out.end(), [](const ImageInfo& a, const ImageInfo& b) {

@@ -92,6 +92,8 @@ class CephImageStore : public ImageStore {
   // Image names of the pool/namespace, including rbdcsi's trashed ones (trash id in second).
   absl::StatusOr<std::vector<std::pair<std::string, std::string>>> AllImages(librados::IoCtx& io,
                                                                              const ImageId& where);
+  // The namespaces listings cover: the pool's default one, and the cluster config's.
+  std::vector<std::string> Namespaces();
   // Removes rbdcsi's trashed images that nothing depends on any more.
   void PurgeTrash(librados::IoCtx& io);
   absl::StatusOr<ImageInfo> Clone(librados::IoCtx& parent_io, const std::string& parent,

@@ -96,29 +96,30 @@ absl::StatusOr<std::vector<SnapshotInfo>> CephImageStore::ListSnapshots(
     RETURN_IF_ERROR(st);
     return SnapshotsOf(*source, image);
   }
-  std::string ns, cluster_id;
+  std::string cluster_id;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    ns = cluster_.rados_namespace;
     cluster_id = cluster_.cluster_id;
   }
   ASSIGN_OR_RETURN(std::shared_ptr<librados::Rados> rados, Session());
   std::list<std::string> pools;
   RETURN_IF_ERROR(Check(rados->pool_list(pools), "list pools"));
   for (const std::string& pool : pools) {
-    absl::StatusOr<PoolHandle> p = Pool(pool, ns);
-    if (!p.ok()) continue;
-    ASSIGN_OR_RETURN(auto images, AllImages(p->io, ImageId(cluster_id, pool, ns, "")));
-    librbd::RBD rbd;
-    for (const auto& [name, trash_id] : images) {
-      const ImageId id(cluster_id, pool, ns, name);
-      librbd::Image image;
-      const int r = trash_id.empty()
-                        ? rbd.open_read_only(p->io, image, name.c_str(), nullptr)
-                        : rbd.open_by_id_read_only(p->io, image, trash_id.c_str(), nullptr);
-      if (r != 0 || !ValidateImageId(id).ok()) continue;
-      absl::StatusOr<std::vector<SnapshotInfo>> snaps = SnapshotsOf(id, image);
-      if (snaps.ok()) out.insert(out.end(), snaps->begin(), snaps->end());
+    for (const std::string& ns : Namespaces()) {
+      absl::StatusOr<PoolHandle> p = Pool(pool, ns);
+      if (!p.ok()) continue;
+      ASSIGN_OR_RETURN(auto images, AllImages(p->io, ImageId(cluster_id, pool, ns, "")));
+      librbd::RBD rbd;
+      for (const auto& [name, trash_id] : images) {
+        const ImageId id(cluster_id, pool, ns, name);
+        librbd::Image image;
+        const int r = trash_id.empty()
+                          ? rbd.open_read_only(p->io, image, name.c_str(), nullptr)
+                          : rbd.open_by_id_read_only(p->io, image, trash_id.c_str(), nullptr);
+        if (r != 0 || !ValidateImageId(id).ok()) continue;
+        absl::StatusOr<std::vector<SnapshotInfo>> snaps = SnapshotsOf(id, image);
+        if (snaps.ok()) out.insert(out.end(), snaps->begin(), snaps->end());
+      }
     }
   }
   std::sort(out.begin(), out.end(), [](const SnapshotInfo& a, const SnapshotInfo& b) {

@@ -120,6 +120,31 @@ TEST_F(CephImageStoreTest, CreateResizeListDelete) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no-such-feature")));
 }
 
+TEST_F(CephImageStoreTest, ListCoversTheDefaultAndTheConfiguredNamespace) {
+  const std::string ns = absl::StrCat("ns-", getpid());
+  {
+    librados::IoCtx io = Io();
+    ASSERT_EQ(librbd::RBD().namespace_create(io, ns.c_str()), 0);
+  }
+  ClusterConfig with_ns = cluster_;
+  with_ns.rados_namespace = ns;
+  CephImageStore store(with_ns, creds_, CephClientOptions{});
+  const ImageId plain = Id("plain");
+  ImageId spaced = Id("spaced");
+  spaced.rados_namespace = ns;
+  ASSERT_THAT(store.Create(plain, 1 << 20, {}), IsOk());
+  ASSERT_THAT(store.Create(spaced, 1 << 20, {}), IsOk());
+  absl::StatusOr<std::vector<ImageInfo>> all = store.List(plain.pool);
+  ASSERT_THAT(all, IsOk());
+  int seen = 0;
+  for (const ImageInfo& i : *all) seen += (i.id == plain) + (i.id == spaced);
+  EXPECT_EQ(seen, 2);
+  EXPECT_THAT(store.Delete(plain), IsOk());
+  EXPECT_THAT(store.Delete(spaced), IsOk());
+  librados::IoCtx io = Io();
+  EXPECT_EQ(librbd::RBD().namespace_remove(io, ns.c_str()), 0);
+}
+
 TEST_F(CephImageStoreTest, DeleteRefusesAWatchedImageNamingTheWatcher) {
   const ImageId id = Id("w");
   ASSERT_THAT(store_->Create(id, 4 << 20, {}), IsOk());
