@@ -289,9 +289,20 @@ class ManifestsTest(unittest.TestCase):
         for sc in self.by_kind["StorageClass"]:
             if sc["parameters"]["mapper"] != "loop":
                 self.assertIn(sc["parameters"]["clusterID"], ids)
-        spec = self.pod("Deployment", "rbdcsi-controller")
-        self.assertIn({"name": "rbdcsi-cluster-config"},
-                      [v.get("configMap") for v in spec["volumes"]])
+        for kind, name in (("DaemonSet", "rbdcsi-node"), ("Deployment", "rbdcsi-controller")):
+            spec = self.pod(kind, name)
+            c, args = self.plugin_args(spec)
+            path = args["--cluster-config"]
+            vol, mount = volume_for(spec, c, path)
+            self.assertEqual(vol.get("configMap"), {"name": "rbdcsi-cluster-config"}, name)
+            self.assertTrue(mount.get("readOnly"), name)
+            self.assertIn(os.path.relpath(path, mount["mountPath"]), cm["data"], name)
+        for entry in clusters:
+            key_file = entry.get("controllerCredentials", {}).get("keyFile")
+            if key_file:
+                spec = self.pod("Deployment", "rbdcsi-controller")
+                vol, _ = volume_for(spec, container(spec, "rbdcsi"), key_file)
+                self.assertEqual(vol["secret"]["defaultMode"], 0o400)
 
     def test_node_exporter_example_follows_host_mounts(self):
         spec = self.pod("DaemonSet", "node-exporter")
