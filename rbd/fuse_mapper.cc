@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -261,6 +262,24 @@ absl::Status FuseMapper::Unmap(const MappedDevice& device) {
     RETURN_IF_ERROR(StopRbdFuse(*m));
     Logger("fuse")->info("unmapped {} ({})", device.path, m->image.ToString());
     return absl::OkStatus();
+  }
+  return device.image.image.empty() ? absl::OkStatus() : StopOrphans(device.image, all);
+}
+
+absl::Status FuseMapper::StopOrphans(const ImageSpec& image,
+                                     const std::vector<LoopInfo>& attached) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(options_.dir, ec)) {
+    const std::string file = entry.path().string() + "/mnt/" + image.image;
+    std::optional<Mapping> m = MappingOf(file);
+    if (!m || !(m->image == image)) continue;
+    const bool in_use = std::any_of(attached.begin(), attached.end(), [&](const LoopInfo& info) {
+      return info.backing_file == file || info.backing_file == CanonicalPath(file);
+    });
+    if (in_use) continue;
+    RETURN_IF_ERROR(StopRbdFuse(*m));
+    Logger("fuse")->info("stopped the rbd-fuse of {} that no device used any more",
+                         image.ToString());
   }
   return absl::OkStatus();
 }

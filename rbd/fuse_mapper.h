@@ -41,7 +41,8 @@ class FuseMapper : public Mapper {
 
   // Detaches the loop device only when nothing holds it (IsBusy() otherwise, and nothing
   // else changes), then unmounts the FUSE directory (never lazily), waits for rbd-fuse to
-  // exit and removes the directory. A device that is not (any more) a fuse mapping is OK.
+  // exit and removes the directory. A device that is not (any more) a fuse mapping is OK; an
+  // rbd-fuse of device.image left without its loop device is stopped then.
   absl::Status Unmap(const MappedDevice& device) override;
 
   // The loop devices over an image file of a live rbd-fuse of this mapper. A mapping whose
@@ -67,6 +68,9 @@ class FuseMapper : public Mapper {
   absl::StatusOr<pid_t> StartRbdFuse(const std::string& dir, const MapOptions& options);
   // Unmounts the FUSE directory, waits for rbd-fuse, removes the directory.
   absl::Status StopRbdFuse(const Mapping& m);
+  // Stops the rbd-fuse of `image` whose file no loop device uses any more (an unmap that
+  // detached the device but could not finish), so that it lets go of its watch.
+  absl::Status StopOrphans(const ImageSpec& image, const std::vector<LoopInfo>& attached);
 
   const FuseMapperOptions options_;
   std::unique_ptr<LoopDevices> devices_;

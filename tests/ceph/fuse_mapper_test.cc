@@ -180,6 +180,24 @@ TEST_F(FuseMapperTest, ADeadRbdFuseDropsOutOfTheListAndUnmapCleansUp) {
   EXPECT_THAT(LoopDevicesBackedUnder(dir_.path()), IsEmpty());
 }
 
+TEST_F(FuseMapperTest, UnmapStopsAnRbdFuseLeftWithoutItsDevice) {
+  absl::StatusOr<MappedDevice> dev = mapper_->Map(Options());
+  ASSERT_THAT(dev, IsOk());
+  // As if an earlier unmap detached the device and then failed.
+  std::vector<std::string> devices = LoopDevicesBackedUnder(dir_.path());
+  ASSERT_EQ(devices.size(), 1u);
+  const std::string backing =
+      ReadSmallFile(absl::StrCat("/sys/block/", devices[0].substr(5), "/loop/backing_file"))
+          .value_or("");
+  ASSERT_TRUE(DetachLoopDeviceBackedBy(devices[0],
+                                       std::string(absl::StripTrailingAsciiWhitespace(backing))));
+  EXPECT_EQ(RbdFuseProcesses().size(), 1u);
+  EXPECT_THAT(mapper_->Unmap(*dev), IsOk());
+  EXPECT_THAT(RbdFuseProcesses(), IsEmpty());
+  EXPECT_TRUE(fs::is_empty(dir_.path() + "/fuse"));
+  EXPECT_EQ(Watchers(), 0u);
+}
+
 TEST_F(FuseMapperTest, AMissingImageIsNotFoundAndNothingStays) {
   MapOptions o = Options();
   o.image.image = "no-such-image";
