@@ -8,6 +8,7 @@
 namespace rbdcsi {
 namespace {
 
+using ::testing::_;
 using ::testing::HasSubstr;
 
 class ControllerOpsTest : public ::testing::Test {
@@ -152,6 +153,84 @@ TEST_F(ControllerOpsTest, ValidateConfirmsSupportedCapabilitiesOnly) {
   req.set_volume_id("rbd/nope");
   EXPECT_THAT(ops_.ValidateVolumeCapabilities(req, &refused),
               StatusIs(absl::StatusCode::kNotFound, ::testing::_));
+}
+
+TEST_F(ControllerOpsTest, SnapshotsListPagesAndSeedNewVolumes) {
+  csi::v1::CreateVolumeResponse src;
+  ASSERT_THAT(ops_.CreateVolume(Create("src", 1 << 20), &src), IsOk());
+  csi::v1::CreateSnapshotRequest sreq;
+  sreq.set_source_volume_id(src.volume().volume_id());
+  csi::v1::CreateSnapshotResponse s1, s2, again;
+  sreq.set_name("snap-1");
+  ASSERT_THAT(ops_.CreateSnapshot(sreq, &s1), IsOk());
+  EXPECT_EQ(s1.snapshot().snapshot_id(), "rbd/src@snap-1");
+  EXPECT_EQ(s1.snapshot().source_volume_id(), "rbd/src");
+  EXPECT_EQ(s1.snapshot().size_bytes(), 1 << 20);
+  EXPECT_TRUE(s1.snapshot().ready_to_use());
+  EXPECT_GT(s1.snapshot().creation_time().seconds(), 0);
+  ASSERT_THAT(ops_.CreateSnapshot(sreq, &again), IsOk());
+  EXPECT_EQ(again.snapshot().snapshot_id(), s1.snapshot().snapshot_id());
+  sreq.set_name("snap-2");
+  ASSERT_THAT(ops_.CreateSnapshot(sreq, &s2), IsOk());
+  sreq.set_source_volume_id("rbd/missing");
+  EXPECT_THAT(ops_.CreateSnapshot(sreq, &again), StatusIs(absl::StatusCode::kNotFound, _));
+
+  csi::v1::ListSnapshotsRequest lreq;
+  lreq.set_max_entries(1);
+  csi::v1::ListSnapshotsResponse page1, page2, by_id, junk;
+  ASSERT_THAT(ops_.ListSnapshots(lreq, &page1), IsOk());
+  ASSERT_EQ(page1.entries_size(), 1);
+  ASSERT_FALSE(page1.next_token().empty());
+  lreq.set_starting_token(page1.next_token());
+  ASSERT_THAT(ops_.ListSnapshots(lreq, &page2), IsOk());
+  ASSERT_EQ(page2.entries_size(), 1);
+  EXPECT_TRUE(page2.next_token().empty());
+  EXPECT_NE(page1.entries(0).snapshot().snapshot_id(), page2.entries(0).snapshot().snapshot_id());
+  lreq.set_starting_token("junk");
+  EXPECT_THAT(ops_.ListSnapshots(lreq, &junk), StatusIs(absl::StatusCode::kAborted, _));
+  csi::v1::ListSnapshotsRequest id_req;
+  id_req.set_snapshot_id(s2.snapshot().snapshot_id());
+  ASSERT_THAT(ops_.ListSnapshots(id_req, &by_id), IsOk());
+  ASSERT_EQ(by_id.entries_size(), 1);
+  EXPECT_EQ(by_id.entries(0).snapshot().snapshot_id(), "rbd/src@snap-2");
+
+  auto from_snap = Create("from-snap", 0);
+  from_snap.mutable_volume_content_source()->mutable_snapshot()->set_snapshot_id(
+      s1.snapshot().snapshot_id());
+  csi::v1::CreateVolumeResponse clone;
+  ASSERT_THAT(ops_.CreateVolume(from_snap, &clone), IsOk());
+  EXPECT_EQ(clone.volume().capacity_bytes(), 1 << 20);  // the snapshot's size
+  EXPECT_EQ(clone.volume().content_source().snapshot().snapshot_id(), "rbd/src@snap-1");
+  from_snap.set_name("from-nothing");
+  from_snap.mutable_volume_content_source()->mutable_snapshot()->set_snapshot_id("rbd/x@none");
+  EXPECT_THAT(ops_.CreateVolume(from_snap, &clone), StatusIs(absl::StatusCode::kNotFound, _));
+
+  csi::v1::DeleteSnapshotRequest dreq;
+  dreq.set_snapshot_id(s1.snapshot().snapshot_id());
+  EXPECT_THAT(ops_.DeleteSnapshot(dreq), IsOk());
+  EXPECT_THAT(ops_.DeleteSnapshot(dreq), IsOk());
+  dreq.set_snapshot_id("not an id at all");
+  EXPECT_THAT(ops_.DeleteSnapshot(dreq), IsOk());
+}
+
+TEST_F(ControllerOpsTest, QosParametersAreCheckedAndApplied) {
+  auto req = Create("qos", 1 << 20);
+  (*req.mutable_mutable_parameters())["rbd_qos_bogus_limit"] = "1";
+  csi::v1::CreateVolumeResponse resp;
+  EXPECT_THAT(ops_.CreateVolume(req, &resp),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("rbd_qos_bogus_limit")));
+  req.mutable_mutable_parameters()->clear();
+  (*req.mutable_mutable_parameters())["rbd_qos_iops_limit"] = "100";
+  ASSERT_THAT(ops_.CreateVolume(req, &resp), IsOk());
+  csi::v1::ControllerModifyVolumeRequest mreq;
+  mreq.set_volume_id(resp.volume().volume_id());
+  (*mreq.mutable_mutable_parameters())["rbd_qos_write_bps_limit"] = "ten";
+  csi::v1::ControllerModifyVolumeResponse mresp;
+  EXPECT_THAT(ops_.ModifyVolume(mreq, &mresp), StatusIs(absl::StatusCode::kInvalidArgument, _));
+  (*mreq.mutable_mutable_parameters())["rbd_qos_write_bps_limit"] = "1048576";
+  EXPECT_THAT(ops_.ModifyVolume(mreq, &mresp), IsOk());
+  mreq.set_volume_id("rbd/missing");
+  EXPECT_THAT(ops_.ModifyVolume(mreq, &mresp), StatusIs(absl::StatusCode::kNotFound, _));
 }
 
 }  // namespace
