@@ -1,8 +1,10 @@
 #include "base/file_util.h"
 
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -85,6 +87,16 @@ std::string Dirname(std::string_view path) {
   if (slash == std::string_view::npos) return ".";
   if (slash == 0) return "/";
   return std::string(path.substr(0, slash));
+}
+
+absl::StatusOr<uint64_t> BlockDeviceSize(const std::string& path) {
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoToStatus(errno, absl::StrCat("opening ", path));
+  uint64_t size = 0;
+  if (ioctl(fd.get(), BLKGETSIZE64, &size) != 0) {
+    return ErrnoToStatus(errno, absl::StrCat("reading the size of ", path));
+  }
+  return size;
 }
 
 }  // namespace rbdcsi

@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -20,6 +21,9 @@ absl::Status MakeDirs(const std::string& path, mode_t mode);
 // The device number of the block device node `path`. INVALID_ARGUMENT when it is not a block
 // device; errno (NOT_FOUND when absent) otherwise.
 absl::StatusOr<DeviceNumber> StatBlockDevice(const std::string& path);
+
+// The size of the block device `path` in bytes (BLKGETSIZE64).
+absl::StatusOr<uint64_t> BlockDeviceSize(const std::string& path);
 
 // fsync()s a directory so that a rename or unlink inside it is durable.
 absl::Status FsyncDir(const std::string& path);

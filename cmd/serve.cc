@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "base/command.h"
 #include "base/file_util.h"
+#include "base/host_env.h"
 #include "base/logging.h"
 #include "base/version.h"
 #include "ceph/ceph_store_provider.h"
@@ -67,7 +68,8 @@ Mapper* LoopMapperOf(const MapperRegistry& mappers) {
 struct Runtime {
   Runtime(const ServeFlags& flags, Metrics& metrics,
           std::unique_ptr<ClusterConfigSource> cluster_config)
-      : clusters(std::move(cluster_config)),
+      : env(NewRealHostEnv()),
+        clusters(std::move(cluster_config)),
         real_runner(NewRealCommandRunner()),
         runner(NewMeasuredCommandRunner(real_runner.get(), metrics)),
         mounter(NewRealMounter()),
@@ -84,8 +86,9 @@ struct Runtime {
             HolderBusyConfig{
                 std::chrono::milliseconds(static_cast<int64_t>(flags.unstage_wait_seconds * 1000)),
                 {flags.reclaim_stale_mounts.begin(), flags.reclaim_stale_mounts.end()}},
-            &scanner, ns_unmounter.get(), metrics) {}
+            &scanner, ns_unmounter.get(), env.get(), metrics) {}
 
+  std::unique_ptr<HostEnv> env;
   std::unique_ptr<ClusterConfigSource> clusters;
   std::unique_ptr<CommandRunner> real_runner;
   std::unique_ptr<CommandRunner> runner;  // counts and times every command real_runner runs
@@ -182,6 +185,7 @@ int RunServe(ServeFlags flags) {
   deps.locks = &rt.locks;
   deps.busy = &rt.busy;
   deps.clusters = rt.clusters.get();
+  deps.env = rt.env.get();
   NodeConfig node_config;
   node_config.node_id = flags.node_id;
   node_config.default_mapper = flags.default_mapper;

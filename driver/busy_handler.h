@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "absl/status/status.h"
+#include "base/clock.h"
 #include "driver/volume_record.h"
 
 namespace rbdcsi {
@@ -19,8 +20,8 @@ struct BusyBudget {
   int attempts = 0;
 
   // Call on each busy result: returns the attempt number (from 0), starting the clock at 0.
-  int Next() {
-    if (attempts == 0) since = std::chrono::steady_clock::now();
+  int Next(Clock& clock) {
+    if (attempts == 0) since = clock.Now();
     return attempts++;
   }
 };

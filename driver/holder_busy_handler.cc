@@ -7,7 +7,6 @@
 #include "base/logging.h"
 #include "base/status.h"
 #include "mounter/holders_format.h"
-#include "mounter/release_waiter.h"
 
 namespace rbdcsi {
 namespace {
@@ -47,6 +46,18 @@ std::string Who(const Holder& h) {
 }
 
 }  // namespace
+
+HolderBusyHandler::HolderBusyHandler(HolderBusyConfig config, HolderScanner* scanner,
+                                     NamespaceUnmounter* unmounter, Clock* clock, Metrics& metrics,
+                                     ReleaseWatcherFactory watchers)
+    : config_(std::move(config)),
+      scanner_(scanner),
+      unmounter_(unmounter),
+      clock_(clock),
+      metrics_(metrics),
+      watchers_(watchers ? std::move(watchers) : [] {
+        return std::unique_ptr<ReleaseWatcher>(std::make_unique<ReleaseWaiter>());
+      }) {}
 
 absl::StatusOr<HolderReport> HolderBusyHandler::Scan(const VolumeRecord& record) {
   ScanOptions options;
@@ -115,26 +126,25 @@ absl::Status HolderBusyHandler::OnBusy(const VolumeRecord& record, BusyStage sta
     return absl::OkStatus();
   }
   const auto deadline = since + config_.wait_budget;
-  const auto now = std::chrono::steady_clock::now();
+  const auto now = clock_->Now();
   if (report.OnlySelfReleasing() && now < deadline) {
-    ReleaseWaiter waiter;
-    RETURN_IF_ERROR(waiter.Watch(report));
+    std::unique_ptr<ReleaseWatcher> waiter = watchers_();
+    RETURN_IF_ERROR(waiter->Watch(report));
     ASSIGN_OR_RETURN(bool changed,
-                     waiter.WaitForChange(
+                     waiter->WaitForChange(
                          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now)));
-    metrics_.HolderWait(
-        changed ? "released" : "timeout",
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - now).count());
+    metrics_.HolderWait(changed ? "released" : "timeout",
+                        std::chrono::duration<double>(clock_->Now() - now).count());
     if (changed) {
-      Log()->info("volume {}: {} after {} ms; trying again", record.volume_id, waiter.last_event(),
-                  Millis(std::chrono::steady_clock::now() - since));
+      Log()->info("volume {}: {} after {} ms; trying again", record.volume_id, waiter->last_event(),
+                  Millis(clock_->Now() - since));
       return absl::OkStatus();
     }
   }
   std::string message = DescribeHolders(record.volume_id, record.device.path, record.device.major,
                                         record.device.minor, report);
   if (report.OnlySelfReleasing()) {
-    absl::StrAppend(&message, " (waited ", Millis(std::chrono::steady_clock::now() - since),
+    absl::StrAppend(&message, " (waited ", Millis(clock_->Now() - since),
                     " ms for them to let go)");
   }
   if (stage == BusyStage::kUnmount) {

@@ -11,10 +11,12 @@
 #include <set>
 #include <string>
 
+#include "base/clock.h"
 #include "driver/busy_handler.h"
 #include "metrics/metrics.h"
 #include "mounter/holders.h"
 #include "mounter/ns_unmount.h"
+#include "mounter/release_waiter.h"
 
 namespace rbdcsi {
 
@@ -29,11 +31,12 @@ struct HolderBusyConfig {
 // Thread-safe: scans are serialized (the scanner is thread-compatible).
 class HolderBusyHandler : public BusyHandler {
  public:
-  // `unmounter` performs reclaims; both must outlive the handler.
-  // `metrics` receives scan durations, the holders found, waits and reclaims.
+  // `unmounter` performs reclaims; `clock` measures the wait budget; `metrics` receives scan
+  // durations, the holders found, waits and reclaims; `watchers` makes what waits for holders to
+  // let go (null: the kernel-driven ReleaseWaiter). All must outlive the handler.
   HolderBusyHandler(HolderBusyConfig config, HolderScanner* scanner, NamespaceUnmounter* unmounter,
-                    Metrics& metrics = NullMetrics())
-      : config_(std::move(config)), scanner_(scanner), unmounter_(unmounter), metrics_(metrics) {}
+                    Clock* clock, Metrics& metrics = NullMetrics(),
+                    ReleaseWatcherFactory watchers = nullptr);
 
   absl::Status OnBusy(const VolumeRecord& record, BusyStage stage, const absl::Status& busy,
                       int attempt, std::chrono::steady_clock::time_point since) override;
@@ -49,7 +52,9 @@ class HolderBusyHandler : public BusyHandler {
   const HolderBusyConfig config_;
   HolderScanner* scanner_;
   NamespaceUnmounter* unmounter_;
+  Clock* clock_;
   Metrics& metrics_;
+  ReleaseWatcherFactory watchers_;
   std::mutex scan_mu_;
   std::atomic<int> reclaims_{0};
 };

@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "base/host_env.h"
 #include "driver/busy_handler.h"
 #include "driver/volume_locks.h"
 #include "driver/volume_record.h"
@@ -30,6 +31,7 @@ struct NodeDeps {
   BusyHandler* busy = nullptr;
   // The monitors of volumes whose context names a clusterID; may be null (no clusters).
   ClusterConfigSource* clusters = nullptr;
+  HostEnv* env = nullptr;  // files, directories, statfs and the clock
 };
 
 }  // namespace rbdcsi

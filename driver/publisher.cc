@@ -1,14 +1,6 @@
 // Publish, unpublish, stats and expansion of a staged volume.
 #include "driver/publisher.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <filesystem>
-
 #include "absl/strings/str_cat.h"
 #include "base/file_util.h"
 #include "base/logging.h"
@@ -33,20 +25,18 @@ absl::StatusOr<VolumeRecord> StagedRecord(RecordStore& records, const std::strin
 }
 
 // NOT_FOUND when nothing is at `path`.
-absl::StatusOr<struct stat> StatPath(const std::string& path) {
-  struct stat st {};
-  if (stat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT || errno == ENOTDIR) {
-      return absl::NotFoundError(absl::StrCat("volume path ", path, " does not exist"));
-    }
-    return ErrnoToStatus(errno, absl::StrCat("checking ", path));
+absl::StatusOr<FileInfo> StatPath(HostEnv& env, const std::string& path) {
+  absl::StatusOr<FileInfo> info = env.Stat(path);
+  if (absl::IsNotFound(info.status())) {
+    return absl::NotFoundError(absl::StrCat("volume path ", path, " does not exist"));
   }
-  return st;
+  return info;
 }
 
-bool IsDeviceNodeOf(const std::string& path, const MappedDevice& d) {
-  absl::StatusOr<DeviceNumber> n = StatBlockDevice(path);
-  return n.ok() && n->major == d.major && n->minor == d.minor;
+bool IsDeviceNodeOf(HostEnv& env, const std::string& path, const MappedDevice& d) {
+  absl::StatusOr<FileInfo> info = env.Stat(path);
+  return info.ok() && info->type == FileType::kBlockDevice && info->rdev.major == d.major &&
+         info->rdev.minor == d.minor;
 }
 
 }  // namespace
@@ -85,7 +75,7 @@ absl::Status Publisher::Publish(const csi::v1::NodePublishVolumeRequest& req) {
   if (!at.empty()) {
     const MountInfo& top = at.back();
     const bool same = record.block
-                          ? IsDeviceNodeOf(target, record.device)
+                          ? IsDeviceNodeOf(*deps_.env, target, record.device)
                           : top.major == record.device.major && top.minor == record.device.minor;
     const bool top_ro = top.mount_options.rfind("ro", 0) == 0;
     if (same && top_ro == read_only) return absl::OkStatus();
@@ -95,20 +85,13 @@ absl::Status Publisher::Publish(const csi::v1::NodePublishVolumeRequest& req) {
                      "; unpublish it first"));
   }
 
-  std::error_code ec;
   if (record.block) {
-    std::filesystem::create_directories(std::filesystem::path(target).parent_path(), ec);
-    if (!std::filesystem::exists(target)) {
-      int fd = open(target.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0640);
-      if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("creating target file ", target));
-      close(fd);
-    }
+    // A missing parent shows as the file's creation failing.
+    deps_.env->MakeDirs(Dirname(target), 0750).IgnoreError();
+    RETURN_IF_ERROR(deps_.env->CreateFile(target, 0640));
     return deps_.mounter->BindMount(record.device.path, target, read_only);
   }
-  std::filesystem::create_directories(target, ec);
-  if (ec) {
-    return absl::InternalError(absl::StrCat("creating target path ", target, ": ", ec.message()));
-  }
+  RETURN_IF_ERROR(deps_.env->MakeDirs(target, 0750));
   return deps_.mounter->BindMount(record.staging_path, target, read_only);
 }
 
@@ -119,12 +102,7 @@ absl::Status Publisher::Unpublish(const csi::v1::NodeUnpublishVolumeRequest& req
   VolumeLockGuard guard(deps_.locks, req.volume_id());
   const std::string target = CanonicalPath(req.target_path());
   RETURN_IF_ERROR(UnmountStack(*deps_.mounter, target, req.volume_id(), {}));
-  std::error_code ec;
-  std::filesystem::remove(target, ec);
-  if (ec && ec != std::errc::no_such_file_or_directory) {
-    return absl::InternalError(absl::StrCat("removing target path ", target, ": ", ec.message()));
-  }
-  return absl::OkStatus();
+  return deps_.env->Remove(target);
 }
 
 absl::Status Publisher::GetVolumeStats(const csi::v1::NodeGetVolumeStatsRequest& req,
@@ -132,28 +110,25 @@ absl::Status Publisher::GetVolumeStats(const csi::v1::NodeGetVolumeStatsRequest&
   RETURN_IF_ERROR(ValidateVolumeId(req.volume_id()));
   RETURN_IF_ERROR(RequireNonEmpty(req.volume_path(), "volume_path"));
   ASSIGN_OR_RETURN(VolumeRecord record, StagedRecord(*deps_.records, req.volume_id()));
-  ASSIGN_OR_RETURN(struct stat st, StatPath(req.volume_path()));
+  ASSIGN_OR_RETURN(FileInfo info, StatPath(*deps_.env, req.volume_path()));
 
-  if (S_ISBLK(st.st_mode)) {
-    ASSIGN_OR_RETURN(uint64_t size, BlockDeviceSize(req.volume_path()));
+  if (info.type == FileType::kBlockDevice) {
+    ASSIGN_OR_RETURN(uint64_t size, deps_.env->BlockDeviceSize(req.volume_path()));
     auto* usage = resp->add_usage();
     usage->set_unit(csi::v1::VolumeUsage::BYTES);
     usage->set_total(static_cast<int64_t>(size));
   } else {
-    struct statvfs vfs {};
-    if (statvfs(req.volume_path().c_str(), &vfs) != 0) {
-      return ErrnoToStatus(errno, absl::StrCat("statfs of ", req.volume_path()));
-    }
+    ASSIGN_OR_RETURN(FsUsage fs, deps_.env->StatFs(req.volume_path()));
     auto* bytes = resp->add_usage();
     bytes->set_unit(csi::v1::VolumeUsage::BYTES);
-    bytes->set_total(static_cast<int64_t>(vfs.f_blocks * vfs.f_frsize));
-    bytes->set_available(static_cast<int64_t>(vfs.f_bavail * vfs.f_frsize));
-    bytes->set_used(static_cast<int64_t>((vfs.f_blocks - vfs.f_bfree) * vfs.f_frsize));
+    bytes->set_total(static_cast<int64_t>(fs.total_bytes));
+    bytes->set_available(static_cast<int64_t>(fs.available_bytes));
+    bytes->set_used(static_cast<int64_t>(fs.total_bytes - fs.free_bytes));
     auto* inodes = resp->add_usage();
     inodes->set_unit(csi::v1::VolumeUsage::INODES);
-    inodes->set_total(static_cast<int64_t>(vfs.f_files));
-    inodes->set_available(static_cast<int64_t>(vfs.f_favail));
-    inodes->set_used(static_cast<int64_t>(vfs.f_files - vfs.f_ffree));
+    inodes->set_total(static_cast<int64_t>(fs.total_inodes));
+    inodes->set_available(static_cast<int64_t>(fs.available_inodes));
+    inodes->set_used(static_cast<int64_t>(fs.total_inodes - fs.free_inodes));
   }
 
   // Abnormal when the device or the staging mount has gone from under the volume.
@@ -171,14 +146,14 @@ absl::Status Publisher::Expand(const csi::v1::NodeExpandVolumeRequest& req,
   RETURN_IF_ERROR(deps_.locks->TryLock(req.volume_id()));
   VolumeLockGuard guard(deps_.locks, req.volume_id());
   ASSIGN_OR_RETURN(VolumeRecord record, StagedRecord(*deps_.records, req.volume_id()));
-  RETURN_IF_ERROR(StatPath(req.volume_path()).status());
+  RETURN_IF_ERROR(StatPath(*deps_.env, req.volume_path()).status());
   if (absl::Status live = finder_.CheckStillStaged(record); !live.ok()) {
     return absl::FailedPreconditionError(
         absl::StrCat(live.message(), "; NodeStageVolume must stage it again first"));
   }
   ASSIGN_OR_RETURN(Mapper * mapper, finder_.MapperFor(record.mapper));
   RETURN_IF_ERROR(mapper->RefreshCapacity(record.device));
-  ASSIGN_OR_RETURN(uint64_t size, BlockDeviceSize(record.device.path));
+  ASSIGN_OR_RETURN(uint64_t size, deps_.env->BlockDeviceSize(record.device.path));
   const int64_t required = req.capacity_range().required_bytes();
   if (required > 0 && size < static_cast<uint64_t>(required)) {
     return absl::OutOfRangeError(absl::StrCat("volume ", req.volume_id(), ": device is ", size,

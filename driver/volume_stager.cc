@@ -2,10 +2,6 @@
 // that creates something and updated after it, so a later call can always finish the job.
 #include "driver/volume_stager.h"
 
-#include <sys/stat.h>
-
-#include <cerrno>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/logging.h"
@@ -256,10 +252,10 @@ absl::Status VolumeStager::MountStaged(const VolumeRecord& record) {
                                                       " holds ", found, ", not the requested ", fs,
                                                       "; refusing to format over existing data"));
   }
-  struct stat st {};
-  if (stat(record.staging_path.c_str(), &st) != 0 && errno == ENOENT) {
-    if (mkdir(record.staging_path.c_str(), 0750) != 0 && errno != EEXIST) {
-      return ErrnoToStatus(errno, absl::StrCat("creating staging path ", record.staging_path));
+  if (absl::IsNotFound(deps_.env->Stat(record.staging_path).status())) {
+    absl::Status made = deps_.env->MakeDir(record.staging_path, 0750);
+    if (!made.ok() && !absl::IsAlreadyExists(made)) {
+      return Annotate(made, "creating the staging path");
     }
   }
   return deps_.mounter->Mount(dev, record.staging_path, fs, MountOptions(record));
@@ -277,7 +273,7 @@ absl::Status VolumeStager::UnmountAll(const std::string& path, VolumeRecord& rec
                      "; refusing to unmount it"));
   };
   hooks.on_busy = [this, &record, &budget](const absl::Status& busy) {
-    const int attempt = budget.Next();
+    const int attempt = budget.Next(*deps_.env);
     return deps_.busy->OnBusy(record, BusyStage::kUnmount, busy, attempt, budget.since);
   };
   return UnmountStack(*deps_.mounter, path, record.volume_id, hooks);
@@ -295,7 +291,7 @@ absl::Status VolumeStager::UnmapDevice(VolumeRecord& record, BusyBudget& budget)
     }
     if (!IsBusy(st)) return Annotate(st, absl::StrCat("volume ", record.volume_id));
     record.device = *mapped;
-    const int attempt = budget.Next();
+    const int attempt = budget.Next(*deps_.env);
     RETURN_IF_ERROR(deps_.busy->OnBusy(record, BusyStage::kUnmap, st, attempt, budget.since));
   }
   return absl::FailedPreconditionError(absl::StrCat("volume ", record.volume_id, ": ",

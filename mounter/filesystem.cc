@@ -2,8 +2,6 @@
 
 #include <blkid/blkid.h>
 #include <fcntl.h>
-#include <linux/fs.h>
-#include <sys/ioctl.h>
 
 #include <cerrno>
 
@@ -84,16 +82,6 @@ bool IsSupportedFilesystem(const std::string& fstype) {
 
 std::unique_ptr<Filesystems> NewRealFilesystems(CommandRunner& runner) {
   return std::make_unique<RealFilesystems>(runner);
-}
-
-absl::StatusOr<uint64_t> BlockDeviceSize(const std::string& device) {
-  UniqueFd fd(open(device.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return ErrnoToStatus(errno, absl::StrCat("opening ", device));
-  uint64_t size = 0;
-  if (ioctl(fd.get(), BLKGETSIZE64, &size) != 0) {
-    return ErrnoToStatus(errno, absl::StrCat("reading the size of ", device));
-  }
-  return size;
 }
 
 }  // namespace rbdcsi

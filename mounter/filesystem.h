@@ -34,9 +34,6 @@ bool IsSupportedFilesystem(const std::string& fstype);
 
 std::unique_ptr<Filesystems> NewRealFilesystems(CommandRunner& runner);
 
-// Size in bytes of a block device (BLKGETSIZE64).
-absl::StatusOr<uint64_t> BlockDeviceSize(const std::string& device);
-
 }  // namespace rbdcsi
 
 #endif  // RBDCSI_MOUNTER_FILESYSTEM_H_

@@ -16,6 +16,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -26,7 +28,23 @@
 
 namespace rbdcsi {
 
-class ReleaseWaiter {
+// What a busy handler waits with; ReleaseWaiter below is the kernel-driven one, tests use
+// holders' FakeReleaseWatcher. Not thread-safe; one per unstage attempt.
+class ReleaseWatcher {
+ public:
+  virtual ~ReleaseWatcher() = default;
+  // Watches the holders of `report` that have a process (see ReleaseWaiter::Watch).
+  virtual absl::Status Watch(const HolderReport& report) = 0;
+  // True after an event (re-check now), false when `budget` passed without one.
+  virtual absl::StatusOr<bool> WaitForChange(std::chrono::milliseconds budget) = 0;
+  // What woke the last WaitForChange(), for logs.
+  virtual const std::string& last_event() const = 0;
+};
+
+// Makes a fresh watcher for each wait.
+using ReleaseWatcherFactory = std::function<std::unique_ptr<ReleaseWatcher>()>;
+
+class ReleaseWaiter : public ReleaseWatcher {
  public:
   ReleaseWaiter() = default;
   ReleaseWaiter(const ReleaseWaiter&) = delete;
@@ -38,16 +56,16 @@ class ReleaseWaiter {
   // devices, swap, namespaces without a process) give nothing to wait on and are skipped.
   // Returns INTERNAL when the kernel cannot create a pidfd (Linux < 5.3) or opening fails for a
   // reason other than the process being gone.
-  absl::Status Watch(const HolderReport& report);
+  absl::Status Watch(const HolderReport& report) override;
 
   // Waits until one event arrives or `budget` passes: true after an event (re-check now), false
   // on timeout. Returns false at once when nothing is watched. Never sleeps on a timer. INTERNAL
   // if poll() fails.
-  absl::StatusOr<bool> WaitForChange(std::chrono::milliseconds budget);
+  absl::StatusOr<bool> WaitForChange(std::chrono::milliseconds budget) override;
 
   // What woke the last WaitForChange(), for logs: "pid 123 exited", "the mount table of mount
   // namespace 4026532871 changed".
-  const std::string& last_event() const { return last_event_; }
+  const std::string& last_event() const override { return last_event_; }
 
   int watched_processes() const;
   int watched_namespaces() const;

@@ -1,15 +1,14 @@
-// DESIGN.md step 5 against a fake /proc: fail fast for private holders, wait (on a real pidfd)
-// for holders that let go by themselves, reclaim only allowlisted ones (through a fake
-// NamespaceUnmounter), and never count the host's own staging mount as a holder when unmounting it.
+// DESIGN.md step 5 against a fake /proc, a fake clock and scripted release watchers (no
+// processes, no wall clock): fail fast for private holders, wait for holders that let go by
+// themselves, reclaim only allowlisted ones (through a fake NamespaceUnmounter), and never count
+// the host's own staging mount as a holder when unmounting it.
 #include "driver/holder_busy_handler.h"
-
-#include <signal.h>
-
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "base/status.h"
+#include "base/testing/fake_host_env.h"
 #include "gtest/gtest.h"
+#include "mounter/testing/fake_release_watcher.h"
 #include "tests/mounter/fake_ns_unmount.h"
 #include "tests/mounter/fake_procfs.h"
 #include "tests/support/test_support.h"
@@ -27,7 +26,7 @@ constexpr char kStaging[] = "/var/lib/kubelet/plugins/kubernetes.io/csi/rbd/abc/
 
 class HolderBusyHandlerTest : public ::testing::Test {
  protected:
-  HolderBusyHandlerTest() : scanner_(fake_) {
+  HolderBusyHandlerTest() : scanner_(fake_), watchers_(&env_) {
     fake_.Add(1, kHostNs).comm = "systemd";
     fake_.self = 1;
     fake_.mountinfo[kHostNs] = "22 1 253:0 / / rw,relatime shared:1 - ext4 /dev/vda1 rw\n";
@@ -51,13 +50,14 @@ class HolderBusyHandlerTest : public ::testing::Test {
   }
 
   HolderBusyHandler Handler(std::chrono::milliseconds budget, std::set<std::string> reclaim = {}) {
-    return HolderBusyHandler({budget, std::move(reclaim)}, &scanner_, &unmounter_);
+    return HolderBusyHandler({budget, std::move(reclaim)}, &scanner_, &unmounter_, &env_,
+                             NullMetrics(), watchers_.Factory());
   }
 
   absl::Status OnBusy(HolderBusyHandler& handler, int attempt = 0,
                       BusyStage stage = BusyStage::kUnmap) {
     return handler.OnBusy(record_, stage, BusyError("(16) Device or resource busy"), attempt,
-                          std::chrono::steady_clock::now());
+                          since_);
   }
 
   // The host's own staging mount of the device (mount id 500, peer group 7).
@@ -69,13 +69,16 @@ class HolderBusyHandlerTest : public ::testing::Test {
   FakeProcFs fake_;
   HolderScanner scanner_;
   FakeNamespaceUnmounter unmounter_;
+  FakeHostEnv env_;
+  FakeReleaseWatchers watchers_;
+  const std::chrono::steady_clock::time_point since_ = env_.Now();  // the operation's start
   VolumeRecord record_;
 };
 
 TEST_F(HolderBusyHandlerTest, PrivateHolderFailsAtOnceNamingItAndTheFix) {
   AddPodHolder(4242, "node_exporter", "");
   HolderBusyHandler handler = Handler(std::chrono::seconds(30));
-  const auto start = std::chrono::steady_clock::now();
+  const auto start = env_.Now();
   absl::Status st = OnBusy(handler);
   EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition);
   const std::string msg(st.message());
@@ -86,36 +89,34 @@ TEST_F(HolderBusyHandlerTest, PrivateHolderFailsAtOnceNamingItAndTheFix) {
   EXPECT_THAT(msg, HasSubstr("propagation private"));
   EXPECT_THAT(msg, HasSubstr("mountPropagation: HostToContainer"));
   EXPECT_THAT(msg, Not(HasSubstr("waited")));
-  // Did not spend its budget: far below 30 s.
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(15));
+  // Did not spend its budget: no wait at all.
+  EXPECT_EQ(watchers_.waits(), 0);
+  EXPECT_EQ(env_.Now(), start);
   EXPECT_TRUE(unmounter_.calls().empty());  // no reclaim without an allowlist
 }
 
-// A pending holder (a slave of the staging mount's peer group) is waited for; the wait is
-// woken by the holder's exit through a real pidfd, long before the budget.
+// A pending holder (a slave of the staging mount's peer group) is waited for; the wait ends
+// with the holder's exit, long before the budget, and the caller is told to try again.
 TEST_F(HolderBusyHandlerTest, PendingHolderIsWaitedForAndItsExitWakesTheWait) {
-  TempDir dir("busy");
-  ChildProcess holder({"sleep", "1000"}, dir.path());
-  AddPodHolder(holder.pid(), "sleep", "master:7");
+  AddPodHolder(4343, "sleep", "master:7");
+  watchers_.ScriptWait("pid 4343 exited");
   HolderBusyHandler handler = Handler(std::chrono::seconds(30));
-  std::thread killer([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    holder.Signal(SIGKILL);
-  });
-  absl::Status st = OnBusy(handler);
-  killer.join();
-  EXPECT_THAT(st, IsOk());  // "try again now", not the timeout's FAILED_PRECONDITION
+  EXPECT_THAT(OnBusy(handler), IsOk());  // "try again now", not the timeout's FAILED_PRECONDITION
+  EXPECT_EQ(watchers_.waits(), 1);
+  EXPECT_EQ(watchers_.watched(), std::vector<pid_t>{4343});
 }
 
 TEST_F(HolderBusyHandlerTest, PendingHolderThatStaysFailsAfterTheBudgetSayingItWaited) {
-  TempDir dir("busy");
-  ChildProcess holder({"sleep", "1000"}, dir.path());
-  AddPodHolder(holder.pid(), "sleep", "master:7");
+  AddPodHolder(4343, "sleep", "master:7");
+  watchers_.ScriptWait(std::nullopt);  // the budget runs out
   HolderBusyHandler handler = Handler(std::chrono::milliseconds(100));
   absl::Status st = OnBusy(handler);
   EXPECT_THAT(st,
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("propagation pending")));
-  EXPECT_THAT(std::string(st.message()), HasSubstr("waited"));
+  EXPECT_THAT(std::string(st.message()), HasSubstr("waited 100 ms"));
+  // The budget is one per operation: a later busy result of the same call does not wait again.
+  EXPECT_THAT(OnBusy(handler, 1), StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(watchers_.waits(), 1);
 }
 
 TEST_F(HolderBusyHandlerTest, NoHolderFoundMeansRetryAFewTimesThenSaySo) {
@@ -192,9 +193,8 @@ TEST_F(HolderBusyHandlerTest, UnmountStageDoesNotCountTheStagingMountItself) {
   AddHostStagingMount();
   record_.staging_mount_id = 500;
   HolderBusyHandler handler = Handler(std::chrono::seconds(30));
-  const auto start = std::chrono::steady_clock::now();
   EXPECT_THAT(OnBusy(handler, 0, BusyStage::kUnmount), IsOk());  // quick retry, no wait
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(15));
+  EXPECT_EQ(watchers_.waits(), 0);
   absl::Status st = OnBusy(handler, 3, BusyStage::kUnmount);
   EXPECT_THAT(st,
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("no holder was found")));

@@ -36,6 +36,7 @@ class NodeOpsTest : public ::testing::Test {
     deps.records = &records_;
     deps.locks = &locks_;
     deps.busy = &busy_;
+    deps.env = env_.get();
     ops_ = std::make_unique<NodeOps>(NodeConfig{"node-1"}, deps);
   }
 
@@ -89,6 +90,7 @@ class NodeOpsTest : public ::testing::Test {
   RecordStore records_;
   VolumeLocks locks_;
   ScriptedBusyHandler busy_;
+  std::unique_ptr<HostEnv> env_ = NewRealHostEnv();
   std::unique_ptr<NodeOps> ops_;
 };
 
