@@ -46,6 +46,11 @@ void AddServeFlags(CLI::App& app, ServeFlags& flags) {
                  "(propagated copies, exiting processes) before failing")
       ->check(CLI::Range(0.0, 60.0))
       ->capture_default_str();
+  app.add_option("--release-private-copies", flags.release_private_copies,
+                 "After the host unmount, remove the staging directory when the only holders are "
+                 "copies of its mount in other mount namespaces, so the kernel detaches them "
+                 "(false: refuse instead)")
+      ->capture_default_str();
   app.add_option("--reclaim-stale-mounts", flags.reclaim_stale_mounts,
                  "Commands (e.g. node_exporter) whose stale private copies of a staging mount "
                  "may be unmounted inside their own mount namespace; off by default")

@@ -27,7 +27,8 @@ struct ServeFlags {
   std::string key_dir = "/run/rbdcsi/keys";       // tmpfs directory for per-call cephx key files
   double unstage_wait_seconds = 5;                // budget for holders that release by themselves
   std::vector<std::string> reclaim_stale_mounts;  // commands whose stale copies may be unmounted
-  std::string metrics_address;  // HOST:PORT or :PORT for Prometheus metrics; empty: none
+  bool release_private_copies = true;             // remove the staging dir to detach copies on it
+  std::string metrics_address;    // HOST:PORT or :PORT for Prometheus metrics; empty: none
   std::string cluster_config;     // JSON array of Ceph clusters; empty: loop backend only
   int ceph_timeout_seconds = 10;  // bound of every librados call
   std::string fuse_dir = "/run/rbdcsi/fuse";  // the fuse mapper's per-volume directories

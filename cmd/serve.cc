@@ -47,10 +47,9 @@ constexpr std::chrono::seconds kShutdownMargin(2);
 
 MapperRegistry* NewMappers(const ServeFlags& flags, CommandRunner* runner) {
   auto* registry = new MapperRegistry;
-  if (absl::Status st =
-          RegisterMappers({flags.data_dir, flags.rbd_program, flags.key_dir, runner,
-                           flags.fuse_dir, flags.rbd_fuse_program},
-                          registry);
+  if (absl::Status st = RegisterMappers({flags.data_dir, flags.rbd_program, flags.key_dir, runner,
+                                         flags.fuse_dir, flags.rbd_fuse_program},
+                                        registry);
       !st.ok()) {
     Logger("server")->critical("{}", st.message());
     std::abort();  // a programming error in the mapper table
@@ -85,7 +84,8 @@ struct Runtime {
         busy(
             HolderBusyConfig{
                 std::chrono::milliseconds(static_cast<int64_t>(flags.unstage_wait_seconds * 1000)),
-                {flags.reclaim_stale_mounts.begin(), flags.reclaim_stale_mounts.end()}},
+                {flags.reclaim_stale_mounts.begin(), flags.reclaim_stale_mounts.end()},
+                flags.release_private_copies},
             &scanner, ns_unmounter.get(), env.get(), metrics) {}
 
   std::unique_ptr<HostEnv> env;

@@ -34,6 +34,26 @@ void DropStagingMount(const VolumeRecord& record, HolderReport& report) {
                        report.holders.end());
 }
 
+// Issue 14: the holders are only copies of the staging mount that sit on the staging directory
+// itself in other mount namespaces (seen there at the staging path, or below a prefix such as
+// node_exporter's /host). Removing that directory makes the kernel detach them all; open files,
+// cwd/root, stacked devices, swap and copies mounted elsewhere it cannot release. A copy that
+// only looks like one (a different directory with the same path tail) stays busy, and the next
+// attempt refuses naming it: the check errs towards an rmdir that releases nothing, never
+// towards removing more than the empty staging directory.
+bool IsCopyOnStagingDirOnly(const VolumeRecord& record, const HolderReport& report) {
+  if (record.staging_path.empty() || !report.held()) return false;
+  for (const Holder& h : report.holders) {
+    if (h.kind != HolderKind::kMount || h.host_namespace) return false;
+    const std::string& p = h.mount_point;
+    const std::string& s = record.staging_path;
+    const bool on_staging =
+        p == s || (p.size() > s.size() && p.compare(p.size() - s.size(), s.size(), s) == 0);
+    if (!on_staging) return false;
+  }
+  return true;
+}
+
 // Who, for the log: "pid 42 (sleep)", with the thread and container when there are.
 std::string Who(const Holder& h) {
   std::string who = absl::StrCat("pid ", h.pid, " (", h.comm, ")");
@@ -48,8 +68,8 @@ std::string Who(const Holder& h) {
 }  // namespace
 
 HolderBusyHandler::HolderBusyHandler(HolderBusyConfig config, HolderScanner* scanner,
-                                     NamespaceUnmounter* unmounter, Clock* clock, Metrics& metrics,
-                                     ReleaseWatcherFactory watchers)
+                                     NamespaceUnmounter* unmounter, HostEnv* clock,
+                                     Metrics& metrics, ReleaseWatcherFactory watchers)
     : config_(std::move(config)),
       scanner_(scanner),
       unmounter_(unmounter),
@@ -70,6 +90,34 @@ absl::StatusOr<HolderReport> HolderBusyHandler::Scan(const VolumeRecord& record)
     metrics_.HolderScan(std::chrono::duration<double>(report->duration).count());
   }
   return report;
+}
+
+absl::Status HolderBusyHandler::ReleaseByRemovingStagingDir(const VolumeRecord& record,
+                                                            const HolderReport& report) {
+  if (!config_.release_private_copies || !IsCopyOnStagingDirOnly(record, report)) {
+    return absl::NotFoundError("not only copies on the staging directory");
+  }
+  absl::StatusOr<FileInfo> dir = clock_->Stat(record.staging_path);
+  if (!dir.ok() || dir->type != FileType::kDirectory) {
+    return absl::NotFoundError("no staging directory");  // e.g. kubelet removed it already
+  }
+  // rmdir(2) only: an empty directory that is no mount point in this namespace (EBUSY then).
+  absl::Status removed = clock_->Remove(record.staging_path);
+  if (!removed.ok()) {
+    Log()->warn(
+        "volume {}: could not remove the staging directory {} to release copies of its "
+        "mount: {}",
+        record.volume_id, record.staging_path, std::string(removed.message()));
+    return absl::NotFoundError("staging directory not removed");
+  }
+  for (const Holder& h : report.holders) {
+    metrics_.Reclaim("staging-dir-removed");
+    Log()->warn(
+        "volume {}: removed the staging directory {}, so the kernel detached the copy of its "
+        "mount at {} in mount namespace {} of {}; the holder keeps running",
+        record.volume_id, record.staging_path, h.mount_point, h.mount_namespace, Who(h));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status HolderBusyHandler::Reclaim(const VolumeRecord& record, const HolderReport& report) {
@@ -121,6 +169,9 @@ absl::Status HolderBusyHandler::OnBusy(const VolumeRecord& record, BusyStage sta
         stage == BusyStage::kUnmount
             ? absl::StrCat(" (the staging path ", record.staging_path, " is still mounted)")
             : std::string()));
+  }
+  if (stage == BusyStage::kUnmap && ReleaseByRemovingStagingDir(record, report).ok()) {
+    return absl::OkStatus();
   }
   if (!config_.reclaim_commands.empty() && Reclaim(record, report).ok()) {
     return absl::OkStatus();

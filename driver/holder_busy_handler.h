@@ -11,7 +11,7 @@
 #include <set>
 #include <string>
 
-#include "base/clock.h"
+#include "base/host_env.h"
 #include "driver/busy_handler.h"
 #include "metrics/metrics.h"
 #include "mounter/holders.h"
@@ -26,16 +26,21 @@ struct HolderBusyConfig {
   // Commands whose stale private copies of the mount may be unmounted inside their own mount
   // namespace (--reclaim-stale-mounts). Empty: never.
   std::set<std::string> reclaim_commands;
+  // After the host unmount, when the only holders are copies of the staging mount sitting on
+  // the staging directory in other mount namespaces, remove that (empty) directory: Linux
+  // detaches every mount on an unlinked directory in all namespaces (--release-private-copies).
+  bool release_private_copies = true;
 };
 
 // Thread-safe: scans are serialized (the scanner is thread-compatible).
 class HolderBusyHandler : public BusyHandler {
  public:
-  // `unmounter` performs reclaims; `clock` measures the wait budget; `metrics` receives scan
+  // `unmounter` performs reclaims; `env` removes staging directories and its clock measures the
+  // wait budget; `metrics` receives scan
   // durations, the holders found, waits and reclaims; `watchers` makes what waits for holders to
   // let go (null: the kernel-driven ReleaseWaiter). All must outlive the handler.
   HolderBusyHandler(HolderBusyConfig config, HolderScanner* scanner, NamespaceUnmounter* unmounter,
-                    Clock* clock, Metrics& metrics = NullMetrics(),
+                    HostEnv* env, Metrics& metrics = NullMetrics(),
                     ReleaseWatcherFactory watchers = nullptr);
 
   absl::Status OnBusy(const VolumeRecord& record, BusyStage stage, const absl::Status& busy,
@@ -46,13 +51,16 @@ class HolderBusyHandler : public BusyHandler {
 
  private:
   absl::StatusOr<HolderReport> Scan(const VolumeRecord& record);
+  // OK after removing the staging directory released copies of the mount (the caller retries);
+  // NOT_FOUND when this does not apply (some holder is no such copy, the directory is gone).
+  absl::Status ReleaseByRemovingStagingDir(const VolumeRecord& record, const HolderReport& report);
   // OK when at least one stale mount was reclaimed (the caller retries).
   absl::Status Reclaim(const VolumeRecord& record, const HolderReport& report);
 
   const HolderBusyConfig config_;
   HolderScanner* scanner_;
   NamespaceUnmounter* unmounter_;
-  Clock* clock_;
+  HostEnv* clock_;  // also the files: the staging directory release
   Metrics& metrics_;
   ReleaseWatcherFactory watchers_;
   std::mutex scan_mu_;

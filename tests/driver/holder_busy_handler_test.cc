@@ -232,5 +232,48 @@ TEST_F(HolderBusyHandlerTest, UnmapStageStillCountsAHostMount) {
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr(kStaging)));
 }
 
+// Issue 14: copies of the staging mount on the staging directory are released by removing
+// the (empty) directory after the host unmount; the unmap is then retried.
+TEST_F(HolderBusyHandlerTest, CopiesOnTheStagingDirAreReleasedByRemovingIt) {
+  AddPodHolder(4242, "node_exporter", "");  // at /host<staging>, a whole copy
+  env_.AddFile(kStaging, FileInfo{FileType::kDirectory, 0, {}});
+  HolderBusyHandler handler = Handler(std::chrono::seconds(30));
+  EXPECT_THAT(OnBusy(handler), IsOk());
+  EXPECT_EQ(env_.removed(), std::vector<std::string>{kStaging});
+  EXPECT_FALSE(env_.Exists(kStaging));
+  EXPECT_EQ(watchers_.waits(), 0);
+}
+
+TEST_F(HolderBusyHandlerTest, TheReleaseNeedsAStagingDirAndOnlyCopiesOnIt) {
+  env_.AddFile(kStaging, FileInfo{FileType::kDirectory, 0, {}});
+  // A copy bound at another path: removing the staging dir cannot detach it.
+  fake_.Add(4242, kPodNs).comm = "agent";
+  fake_.mountinfo[kPodNs] =
+      "900 800 0:55 / / rw - overlay overlay rw\n"
+      "901 900 250:0 / /data/copy rw - ext4 x rw\n";
+  HolderBusyHandler handler = Handler(std::chrono::seconds(30));
+  EXPECT_THAT(OnBusy(handler), StatusIs(absl::StatusCode::kFailedPrecondition));
+  // While unmounting (the host's own mount is still there) nothing is removed either.
+  AddPodHolder(4242, "node_exporter", "");
+  EXPECT_THAT(OnBusy(handler, 0, BusyStage::kUnmount),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_TRUE(env_.removed().empty());
+  EXPECT_TRUE(env_.Exists(kStaging));
+}
+
+TEST_F(HolderBusyHandlerTest, TheReleaseCanBeTurnedOffAndNeedsTheDirectory) {
+  AddPodHolder(4242, "node_exporter", "");
+  HolderBusyHandler no_dir = Handler(std::chrono::seconds(30));
+  EXPECT_THAT(OnBusy(no_dir),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("propagation private")));
+  env_.AddFile(kStaging, FileInfo{FileType::kDirectory, 0, {}});
+  HolderBusyHandler off({std::chrono::seconds(30), {}, /*release_private_copies=*/false}, &scanner_,
+                        &unmounter_, &env_, NullMetrics(), watchers_.Factory());
+  EXPECT_THAT(OnBusy(off), StatusIs(absl::StatusCode::kFailedPrecondition));
+  env_.SetBusy(kStaging, true);  // rmdir refused (a mount point here): no release, the report
+  EXPECT_THAT(OnBusy(no_dir), StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_TRUE(env_.Exists(kStaging));
+}
+
 }  // namespace
 }  // namespace rbdcsi

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -125,9 +126,91 @@ class UnstageHoldersTest : public ::testing::Test {
   std::string volume_id_;
 };
 
-// node_exporter's case: a private copy of the mount will never be released by the host
-// unmount, so unstage fails at once, names the process, and the retry after it is gone works.
-TEST_F(UnstageHoldersTest, PrivateNamespaceHolderFailsFastAndTheRetryUnmaps) {
+bool Alive(ChildProcess& p) { return !p.Wait(std::chrono::milliseconds(0)).has_value(); }
+
+long long MillisSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                               start)
+      .count();
+}
+
+// node_exporter's case (issue 14): a private copy of the mount sits on the staging directory in
+// another namespace. The host unmount cannot release it, but removing the directory makes the
+// kernel detach it: the first unstage unmaps while the holder keeps running.
+TEST_F(UnstageHoldersTest, PrivateCopyIsReleasedByRemovingTheStagingDirectory) {
+  CreateAndStage();
+  StartHolder("private", "true");
+  const auto start = std::chrono::steady_clock::now();
+  grpc::Status st = Unstage();
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  std::cout << "private copy: first unstage to device released: " << MillisSince(start) << " ms\n";
+  EXPECT_THAT(LoopDevicesBackedUnder(dir_.path()), IsEmpty());
+  EXPECT_TRUE(Alive(*holder_));  // untouched
+  EXPECT_THAT(ReadFileOrEmpty(absl::StrCat("/proc/", holder_->pid(), "/mountinfo")),
+              Not(HasSubstr(staging())));  // its view of the path is empty
+  EXPECT_FALSE(std::filesystem::exists(staging()));
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "kubelet/plugins"));  // the parent stays
+  EXPECT_THAT(plugin_->Stderr(), HasSubstr("removed the staging directory " + staging()));
+  EXPECT_THAT(plugin_->Stderr(), HasSubstr(absl::StrCat("of pid ", holder_->pid(), " (sleep)")));
+  EXPECT_TRUE(Unstage().ok());  // the retry works from nothing
+  KillHolder();
+  DeleteVolume();
+}
+
+// Holders the directory removal cannot release keep today's behaviour: refused at once, named,
+// the directory left in place; once they go, the retry unmaps.
+TEST_F(UnstageHoldersTest, OpenFileOnTheVolumeIsRefusedUntilItIsClosed) {
+  CreateAndStage();
+  StartHolder("private", "exec 3<" + staging());
+  grpc::Status st = Unstage();
+  ASSERT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+  EXPECT_THAT(st.error_message(), HasSubstr(absl::StrCat("pid ", holder_->pid(), " (sleep")));
+  EXPECT_THAT(st.error_message(), HasSubstr("fd 3"));
+  EXPECT_TRUE(std::filesystem::exists(staging()));
+  const auto start = std::chrono::steady_clock::now();
+  KillHolder();
+  st = Unstage();
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  std::cout << "open file: refused; holder gone to device released: " << MillisSince(start)
+            << " ms\n";
+  EXPECT_THAT(LoopDevicesBackedUnder(dir_.path()), IsEmpty());
+  DeleteVolume();
+}
+
+TEST_F(UnstageHoldersTest, CwdInsideIsRefused) {
+  CreateAndStage();
+  StartHolder("private", "cd " + staging());
+  grpc::Status st = Unstage();
+  ASSERT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+  EXPECT_THAT(st.error_message(), HasSubstr("has its current directory"));
+  EXPECT_TRUE(std::filesystem::exists(staging()));
+  KillHolder();
+  ASSERT_TRUE(Unstage().ok());
+  DeleteVolume();
+}
+
+TEST_F(UnstageHoldersTest, ACopyBoundAtAnotherPathIsRefused) {
+  CreateAndStage();
+  const std::string elsewhere = dir_ / "elsewhere";
+  std::filesystem::create_directories(elsewhere);
+  StartHolder("private", "mount --bind " + staging() + " " + elsewhere);
+  grpc::Status st = Unstage();
+  ASSERT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+  EXPECT_THAT(st.error_message(), HasSubstr(elsewhere));
+  EXPECT_TRUE(std::filesystem::exists(staging()));
+  KillHolder();
+  ASSERT_TRUE(Unstage().ok());
+  DeleteVolume();
+}
+
+class NoReleaseTest : public UnstageHoldersTest {
+ protected:
+  void SetUp() override { StartPlugin({"--release-private-copies", "false"}); }
+};
+
+// With the release turned off a private copy is refused as before; kubelet removing the staging
+// directory afterwards (as it does) releases it, and the retry unmaps from the volume record.
+TEST_F(NoReleaseTest, PrivateCopyIsRefusedAndKubeletsRemovalLetsTheRetryUnmap) {
   CreateAndStage();
   StartHolder("private", "true");
   grpc::Status st = Unstage();
@@ -140,12 +223,14 @@ TEST_F(UnstageHoldersTest, PrivateNamespaceHolderFailsFastAndTheRetryUnmaps) {
   EXPECT_THAT(msg, Not(HasSubstr("waited")));        // failed fast: no wait for a private copy
   EXPECT_THAT(msg, Not(HasSubstr("[")));             // never a byte array
   EXPECT_THAT(MountsUnder(dir_.path()), IsEmpty());  // the host's own mount is gone
+  EXPECT_TRUE(std::filesystem::exists(staging()));
 
-  KillHolder();
-  std::filesystem::remove_all(staging());  // kubelet cleaned up meanwhile
+  ASSERT_EQ(rmdir(staging().c_str()), 0);  // kubelet cleans up
   st = Unstage();
   ASSERT_TRUE(st.ok()) << st.error_message();
   EXPECT_THAT(LoopDevicesBackedUnder(dir_.path()), IsEmpty());
+  EXPECT_TRUE(Alive(*holder_));
+  KillHolder();
   DeleteVolume();
 }
 
@@ -153,8 +238,11 @@ TEST_F(UnstageHoldersTest, PrivateNamespaceHolderFailsFastAndTheRetryUnmaps) {
 TEST_F(UnstageHoldersTest, SlaveNamespaceHolderIsReleasedByTheHostUnmount) {
   CreateAndStage();
   StartHolder("slave", "true");
+  const auto start = std::chrono::steady_clock::now();
   grpc::Status st = Unstage();
   ASSERT_TRUE(st.ok()) << st.error_message();
+  std::cout << "slave copy: first unstage to device released: " << MillisSince(start) << " ms\n";
+  EXPECT_TRUE(std::filesystem::exists(staging()));  // nothing to release: the directory stays
   EXPECT_THAT(LoopDevicesBackedUnder(dir_.path()), IsEmpty());
   KillHolder();
   DeleteVolume();
@@ -179,9 +267,12 @@ TEST_F(UnstageHoldersTest, BusyPropagatedCopyBlocksTheUnmountAndIsNamed) {
   DeleteVolume();
 }
 
+// For copies the directory removal does not reach (here: the removal turned off).
 class ReclaimTest : public UnstageHoldersTest {
  protected:
-  void SetUp() override { StartPlugin({"--reclaim-stale-mounts", "sleep"}); }
+  void SetUp() override {
+    StartPlugin({"--reclaim-stale-mounts", "sleep", "--release-private-copies", "false"});
+  }
 };
 
 TEST_F(ReclaimTest, AllowlistedHolderHasItsStaleCopyUnmountedAndIsLogged) {

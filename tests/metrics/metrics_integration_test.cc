@@ -96,7 +96,10 @@ TEST_F(MetricsIntegrationTest, ABusyUnstageShowsInTheMetricsUntilItFinishes) {
       << text;
 
   holder_ = std::make_unique<ChildProcess>(
-      std::vector<std::string>{"unshare", "--mount", "--propagation", "private", "sleep", "1000"},
+      // A private copy with a file open on the volume: the staging directory's removal cannot
+      // release that (issue 14), so unstage stays busy until the holder goes.
+      std::vector<std::string>{"unshare", "--mount", "--propagation", "private", "sh", "-c",
+                               "exec 3<" + staging() + "; exec sleep 1000"},
       dir_.path());
   ASSERT_TRUE(WaitFor(
       [&] { return ReadFileOrEmpty(absl::StrCat("/proc/", holder_->pid(), "/comm")) == "sleep\n"; },
