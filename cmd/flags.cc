@@ -7,6 +7,7 @@
 #include "base/status.h"
 #include "cmd/mappers.h"
 #include "driver/endpoint.h"
+#include "driver/registration.h"
 
 namespace rbdcsi {
 
@@ -70,6 +71,17 @@ void AddServeFlags(CLI::App& app, ServeFlags& flags) {
       ->capture_default_str();
   app.add_option("--rbd-fuse-program", flags.rbd_fuse_program, "The rbd-fuse the fuse mapper runs")
       ->capture_default_str();
+  app.add_option("--registration-dir", flags.registration_dir,
+                 "Serve the kubelet plugin-registration API on a socket in this directory "
+                 "(the kubelet's plugins_registry), so no registrar sidecar is needed; off by "
+                 "default");
+  app.add_option("--kubelet-registration-path", flags.kubelet_registration_path,
+                 "The CSI socket's path as the kubelet sees it, when it differs from --endpoint "
+                 "(a container with its own view of the file system); default: --endpoint");
+  app.add_option("--cri-endpoint", flags.cri_endpoint,
+                 "The container runtime's CRI socket (unix:///run/containerd/containerd.sock): "
+                 "busy errors then name a holder's pod (namespace/name) and container; off by "
+                 "default");
 }
 
 absl::Status ValidateServeFlags(ServeFlags& flags) {
@@ -93,6 +105,23 @@ absl::Status ValidateServeFlags(ServeFlags& flags) {
   if (flags.no_node && flags.no_controller) {
     return absl::InvalidArgumentError(
         "--no-node and --no-controller together leave nothing to serve");
+  }
+  if (!flags.registration_dir.empty()) {
+    absl::StatusOr<std::string> reg =
+        RegistrationSocketPath(flags.registration_dir, flags.driver_name);
+    if (!reg.ok()) return Annotate(reg.status(), "--registration-dir");
+    flags.registration_socket_path = *reg;
+  }
+  if (!flags.cri_endpoint.empty()) {
+    absl::StatusOr<std::string> cri = ParseUnixEndpoint(flags.cri_endpoint);
+    if (!cri.ok()) return Annotate(cri.status(), "--cri-endpoint");
+    flags.cri_socket_path = *cri;
+  }
+  if (!flags.kubelet_registration_path.empty() &&
+      !absl::StartsWith(flags.kubelet_registration_path, "/")) {
+    return absl::InvalidArgumentError(absl::StrCat("--kubelet-registration-path: '",
+                                                   flags.kubelet_registration_path,
+                                                   "' must be an absolute path"));
   }
   if (flags.node_id.empty()) {
     char host[256] = {};

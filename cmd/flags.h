@@ -33,9 +33,14 @@ struct ServeFlags {
   int ceph_timeout_seconds = 10;  // bound of every librados call
   std::string fuse_dir = "/run/rbdcsi/fuse";  // the fuse mapper's per-volume directories
   std::string rbd_fuse_program = "rbd-fuse";
+  std::string registration_dir;           // the kubelet's plugins_registry; empty: do not register
+  std::string kubelet_registration_path;  // the CSI socket as the kubelet sees it; empty: ours
+  std::string cri_endpoint;  // the container runtime's CRI socket; empty: holders are not named
 
   // Filled in by ValidateServeFlags.
   std::string socket_path;
+  std::string registration_socket_path;  // empty without --registration-dir
+  std::string cri_socket_path;           // empty without --cri-endpoint
 };
 
 // Registers the `serve` flags on `app`.

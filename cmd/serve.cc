@@ -20,9 +20,11 @@
 #include "cmd/mappers.h"
 #include "driver/busy_handler.h"
 #include "driver/controller.h"
+#include "driver/cri_namer.h"
 #include "driver/holder_busy_handler.h"
 #include "driver/identity.h"
 #include "driver/node_service.h"
+#include "driver/registration.h"
 #include "driver/rpc_metrics.h"
 #include "driver/server.h"
 #include "driver/volume_locks.h"
@@ -167,12 +169,17 @@ int RunServe(ServeFlags flags) {
     }
     cluster_config = *std::move(loaded);
   }
+  std::unique_ptr<CriContainerNamer> namer;  // outlives the scanner that uses it
+  if (!flags.cri_socket_path.empty()) {
+    namer = std::make_unique<CriContainerNamer>(flags.cri_socket_path);
+  }
   std::unique_ptr<PrometheusMetrics> prometheus;
   if (!flags.metrics_address.empty()) {
     prometheus = std::make_unique<PrometheusMetrics>(VolumesByStepIn(flags.state_dir + "/volumes"));
   }
   Metrics& metrics = prometheus ? *prometheus : NullMetrics();
   Runtime rt(flags, metrics, std::move(cluster_config));
+  rt.scanner.set_container_namer(namer.get());
   Server server({flags.socket_path, std::chrono::seconds(flags.grace_seconds)});
   server.tracker()->SetObserver(RpcMetricsObserver(metrics));
   IdentityService identity({flags.driver_name, kVersion, flags.state_dir, !flags.no_controller},
@@ -222,9 +229,26 @@ int RunServe(ServeFlags flags) {
                 ? ""
                 : ", reclaiming stale mounts of " + absl::StrJoin(flags.reclaim_stale_mounts, ","));
 
+  std::unique_ptr<KubeletRegistration> registration;
+  if (!flags.registration_socket_path.empty()) {
+    registration = std::make_unique<KubeletRegistration>(
+        flags.registration_socket_path,
+        RegistrationConfig{flags.driver_name,
+                           flags.kubelet_registration_path.empty()
+                               ? std::filesystem::absolute(flags.socket_path).string()
+                               : flags.kubelet_registration_path});
+    if (absl::Status st = registration->Start(); !st.ok()) {
+      log->error("cannot serve kubelet registration: {}", st.message());
+      server.Shutdown();
+      return 1;
+    }
+    log->info("kubelet registration served on {}", flags.registration_socket_path);
+  }
+
   int sig = 0;
   sigwait(&stop_signals, &sig);
   log->info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  if (registration) registration->Stop();  // the kubelet stops sending calls first
   // Calls still running after the grace period are cancelled, but a handler can be stuck
   // waiting for a child process; serve exits anyway, shortly after the grace period.
   std::thread([grace = std::chrono::seconds(flags.grace_seconds), key_dir = flags.key_dir, log] {

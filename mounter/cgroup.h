@@ -28,6 +28,19 @@ struct ContainerIdentity {
   std::string container_id;  // 64 hex digits, as the runtime names the container.
   std::string pod_uid;       // Kubernetes pod UID with dashes, e.g. 7c1e2f3a-1b2c-4d5e-8f90-...
   std::string runtime;       // "containerd", "cri-o", "docker", or "" when unknown.
+  // Filled by a ContainerNamer when the container runtime could be asked; empty otherwise.
+  std::string pod_namespace;
+  std::string pod_name;
+  std::string container_name;
+};
+
+// Adds the Kubernetes names (pod namespace/name, container name) to an identity that has a
+// container id, from wherever it can learn them (the node's container runtime). Best effort:
+// leaves the names empty when it cannot. Implementations are thread-safe.
+class ContainerNamer {
+ public:
+  virtual ~ContainerNamer() = default;
+  virtual void Name(ContainerIdentity& identity) const = 0;
 };
 
 // Best effort, never fails: recognises the cgroup names that kubelet (systemd and cgroupfs

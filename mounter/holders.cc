@@ -389,7 +389,11 @@ absl::StatusOr<HolderReport> HolderScanner::Scan(unsigned major, unsigned minor,
     }
     if (h.pid == 0) continue;
     auto it = details.find(h.pid);
-    if (it == details.end()) it = details.emplace(h.pid, ReadDetails(procfs_, h.pid)).first;
+    if (it == details.end()) {
+      ProcessDetails d = ReadDetails(procfs_, h.pid);
+      if (namer_ != nullptr && !d.container.container_id.empty()) namer_->Name(d.container);
+      it = details.emplace(h.pid, std::move(d)).first;
+    }
     h.comm = it->second.comm;
     h.cmdline = it->second.cmdline;
     h.container = it->second.container;

@@ -118,6 +118,10 @@ class HolderScanner {
  public:
   explicit HolderScanner(ProcFs& procfs) : procfs_(procfs) {}
 
+  // From now on, holders in containers also get their pod's and container's names from `namer`
+  // (which must outlive the scanner); nullptr turns that off.
+  void set_container_namer(const ContainerNamer* namer) { namer_ = namer; }
+
   // Finds every holder of the block device major:minor (and of its partitions). Processes that
   // vanish during the scan are skipped. Returns INTERNAL only when /proc cannot be listed at all;
   // an empty report means nothing holds the device.
@@ -128,6 +132,7 @@ class HolderScanner {
                       std::vector<Holder>& holders);
 
   ProcFs& procfs_;
+  const ContainerNamer* namer_ = nullptr;
   // Reused between processes so a scan does not allocate per process.
   std::vector<pid_t> pids_;
   std::vector<pid_t> tids_;

@@ -58,16 +58,26 @@ std::string PropagationCell(const Holder& h) {
   return cell;
 }
 
-// "pid 21839 (node_exporter, container 3f2a9c7f1955…, pod 7c1e2f3a-…)"
+// "pid 21839 (node_exporter, container 3f2a9c7f1955…, pod 7c1e2f3a-…)", and with the names
+// a ContainerNamer found: "pid 21839 (node_exporter, container node-exporter 3f2a9c7f1955…,
+// pod monitoring/node-exporter-x7k2p 7c1e2f3a-…)"
 std::string Who(const Holder& h) {
   std::string who =
       h.tid != 0 ? absl::StrCat("thread ", h.tid, " of pid ", h.pid) : absl::StrCat("pid ", h.pid);
   std::vector<std::string> about;
   if (!h.comm.empty()) about.push_back(h.comm);
-  if (!h.container.container_id.empty()) {
-    about.push_back(absl::StrCat("container ", ShortId(h.container.container_id), kEllipsis));
+  const ContainerIdentity& c = h.container;
+  if (!c.container_id.empty()) {
+    about.push_back(absl::StrCat("container ", c.container_name,
+                                 c.container_name.empty() ? "" : " ", ShortId(c.container_id),
+                                 kEllipsis));
   }
-  if (!h.container.pod_uid.empty()) about.push_back(absl::StrCat("pod ", h.container.pod_uid));
+  if (!c.pod_name.empty()) {
+    about.push_back(absl::StrCat("pod ", c.pod_namespace, "/", c.pod_name,
+                                 c.pod_uid.empty() ? "" : " ", c.pod_uid));
+  } else if (!c.pod_uid.empty()) {
+    about.push_back(absl::StrCat("pod ", c.pod_uid));
+  }
   if (h.exiting) about.push_back("exiting");
   if (!about.empty()) absl::StrAppend(&who, " (", absl::StrJoin(about, ", "), ")");
   return who;
@@ -259,6 +269,11 @@ nlohmann::json HoldersToJson(std::string_view device, const HolderReport& report
       j["container_id"] = h.container.container_id;
       j["pod_uid"] = h.container.pod_uid;
       j["runtime"] = h.container.runtime;
+      if (!h.container.pod_name.empty()) {
+        j["pod_namespace"] = h.container.pod_namespace;
+        j["pod_name"] = h.container.pod_name;
+        j["container_name"] = h.container.container_name;
+      }
       j["exiting"] = h.exiting;
     }
     switch (h.kind) {

@@ -86,5 +86,22 @@ TEST(ServeFlagsTest, RejectsBadValuesNamingTheFlag) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--nodeid")));
 }
 
+TEST(ServeFlagsTest, RegistrationIsOffByDefaultAndNamesItsSocket) {
+  auto off = Parse({});
+  ASSERT_THAT(off, IsOk());
+  EXPECT_EQ(off->registration_socket_path, "");
+  auto on = Parse({"--registration-dir", "/var/lib/kubelet/plugins_registry",
+                   "--kubelet-registration-path", "/var/lib/kubelet/plugins/rbd/csi.sock"});
+  ASSERT_THAT(on, IsOk());
+  EXPECT_EQ(on->registration_socket_path,
+            "/var/lib/kubelet/plugins_registry/rbd.rbdcsi.dev-reg.sock");
+  EXPECT_EQ(on->kubelet_registration_path, "/var/lib/kubelet/plugins/rbd/csi.sock");
+  EXPECT_THAT(Parse({"--registration-dir", "registry"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--registration-dir")));
+  EXPECT_THAT(
+      Parse({"--registration-dir", "/r", "--kubelet-registration-path", "csi.sock"}),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--kubelet-registration-path")));
+}
+
 }  // namespace
 }  // namespace rbdcsi

@@ -48,6 +48,21 @@ TEST(DescribeHoldersTest, PrivatePodMountNamesPidPodAndFix) {
             "HostToContainer or restart it.");
 }
 
+TEST(DescribeHoldersTest, NamedPodAndContainerAreShown) {
+  Holder named = PrivatePodMount();
+  named.container.pod_namespace = "monitoring";
+  named.container.pod_name = "node-exporter-x7k2p";
+  named.container.container_name = "node-exporter";
+  const std::string message = DescribeHolders("pvc-123", "/dev/rbd3", 250, 0, ReportOf({named}));
+  EXPECT_THAT(message, HasSubstr("of pid 21839 (node_exporter, container node-exporter "
+                                 "3f2a9c7f1955\u2026, pod monitoring/node-exporter-x7k2p "
+                                 "7c1e2f3a-1b2c-4d5e-8f90-123456789abc)"));
+  const nlohmann::json h = HoldersToJson("/dev/rbd3", ReportOf({named}))["holders"][0];
+  EXPECT_EQ(h["pod_namespace"], "monitoring");
+  EXPECT_EQ(h["pod_name"], "node-exporter-x7k2p");
+  EXPECT_EQ(h["container_name"], "node-exporter");
+}
+
 TEST(DescribeHoldersTest, EachKindHasItsFix) {
   Holder plain = PrivatePodMount();
   plain.container = {};

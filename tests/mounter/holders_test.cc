@@ -110,6 +110,37 @@ TEST_F(HoldersTest, ReadsEachNamespaceOnceAndNamesItsLowestProcess) {
   EXPECT_EQ(pod.cmdline, "sleep 1000");
 }
 
+// Names by container id, counting the questions.
+class FakeNamer final : public ContainerNamer {
+ public:
+  void Name(ContainerIdentity& identity) const override {
+    ++asked;
+    identity.pod_namespace = "monitoring";
+    identity.pod_name = "node-exporter-x7k2p";
+    identity.container_name = "node-exporter";
+  }
+  mutable int asked = 0;
+};
+
+TEST_F(HoldersTest, ANamerNamesContainerHoldersOncePerProcess) {
+  fake_.mountinfo[kHostNs] = HostTable(true);
+  fake_.mountinfo[kPodNs] = ContainerTable("/host/var/lib/kubelet/globalmount", "");
+  FakeProcFs::Process& p = fake_.Add(21839, kPodNs);
+  p.cgroup =
+      ReadFileOrEmpty(std::string(RBDCSI_TESTDATA_DIR) + "/cgroup/k8s_systemd_v2_containerd.txt");
+  FakeNamer namer;
+  HolderScanner scanner(fake_);
+  scanner.set_container_namer(&namer);
+  absl::StatusOr<HolderReport> report = scanner.Scan(kDevice.major, kDevice.minor, {});
+  ASSERT_THAT(report, IsOk());
+  ASSERT_THAT(report->holders, SizeIs(2));
+  EXPECT_EQ(report->holders[0].container.pod_name, "");  // the host: not in a container
+  EXPECT_EQ(report->holders[1].container.pod_namespace, "monitoring");
+  EXPECT_EQ(report->holders[1].container.pod_name, "node-exporter-x7k2p");
+  EXPECT_EQ(report->holders[1].container.container_name, "node-exporter");
+  EXPECT_EQ(namer.asked, 1);
+}
+
 TEST_F(HoldersTest, ThroughProcEachNamespaceIsReadOnceToo) {
   fake_.kernel_iteration = false;
   fake_.mountinfo[kPodNs] = ContainerTable("/host/globalmount", "");
