@@ -25,6 +25,9 @@ packages=(
   python3-yaml
   # the vm tests: a qemu guest with Debian's kernel and a busybox initramfs (tests/vm/), nbd
   qemu-system-x86 busybox-static rbd-nbd
+  # the kube tests: a one-node cluster on 127.0.0.1, kubelet built from Debian's source package
+  dpkg-dev xz-utils golang-go golang-github-modern-go-reflect2-dev etcd-server containerd runc
+  containernetworking-plugins iptables openssl curl
 )
 
 missing=()
