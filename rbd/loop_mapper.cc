@@ -38,11 +38,28 @@ absl::StatusOr<MappedDevice> LoopMapper::Map(const MapOptions& options) {
 }
 
 absl::StatusOr<std::optional<MappedDevice>> LoopMapper::FindOwn(const std::string& path) {
-  ASSIGN_OR_RETURN(const std::vector<MappedDevice> own, List());
-  for (const MappedDevice& device : own) {
-    if (device.path == path) return device;
-  }
-  return std::nullopt;
+  absl::StatusOr<LoopInfo> info = devices_->Get(path);
+  if (absl::IsNotFound(info.status())) return std::nullopt;
+  RETURN_IF_ERROR(info.status());
+  std::optional<ImageSpec> spec = SpecOf(*info);
+  if (!spec.has_value()) return std::nullopt;
+  return MappedDevice{info->device, info->major, info->minor, *spec};
+}
+
+absl::StatusOr<std::optional<MappedDevice>> LoopMapper::Lookup(const std::string& path,
+                                                               const ImageSpec& image) {
+  ASSIGN_OR_RETURN(std::optional<MappedDevice> own, FindOwn(path));
+  if (own.has_value() && !(own->image == image)) return std::nullopt;
+  return own;
+}
+
+std::optional<ImageSpec> LoopMapper::SpecOf(const LoopInfo& info) const {
+  // The kernel reports canonical paths; the configured data directory may be spelled otherwise.
+  const std::string images = store_.ImagesDir();
+  std::optional<ImageSpec> spec =
+      LoopImageStore::SpecOfPath(CanonicalPath(images), info.backing_file);
+  if (!spec.has_value()) spec = LoopImageStore::SpecOfPath(images, info.backing_file);
+  return spec;
 }
 
 absl::Status LoopMapper::Unmap(const MappedDevice& device) {
@@ -63,13 +80,9 @@ absl::Status LoopMapper::Unmap(const MappedDevice& device) {
 
 absl::StatusOr<std::vector<MappedDevice>> LoopMapper::List() {
   ASSIGN_OR_RETURN(const std::vector<LoopInfo> attached, devices_->List());
-  // The kernel reports canonical paths; the configured data directory may be spelled otherwise.
-  const std::string images = store_.ImagesDir();
-  const std::string canonical = CanonicalPath(images);
   std::vector<MappedDevice> out;
   for (const LoopInfo& info : attached) {
-    std::optional<ImageSpec> spec = LoopImageStore::SpecOfPath(canonical, info.backing_file);
-    if (!spec.has_value()) spec = LoopImageStore::SpecOfPath(images, info.backing_file);
+    std::optional<ImageSpec> spec = SpecOf(info);
     if (spec.has_value()) out.push_back(MappedDevice{info.device, info.major, info.minor, *spec});
   }
   return out;

@@ -33,6 +33,9 @@ class LoopMapper : public Mapper {
   // LoopDevices::Detach. INVALID_ARGUMENT for an empty path.
   absl::Status Unmap(const MappedDevice& device) override;
   absl::StatusOr<std::vector<MappedDevice>> List() override;
+  // Reads that one device's attributes.
+  absl::StatusOr<std::optional<MappedDevice>> Lookup(const std::string& path,
+                                                     const ImageSpec& image) override;
   // NOT_FOUND when `device.path` is not a loop device of this store.
   absl::Status RefreshCapacity(const MappedDevice& device) override;
 
@@ -41,6 +44,8 @@ class LoopMapper : public Mapper {
  private:
   // The attached loop device `path` if it belongs to this store.
   absl::StatusOr<std::optional<MappedDevice>> FindOwn(const std::string& path);
+  // The image of this store that `info`'s backing file is, if any.
+  std::optional<ImageSpec> SpecOf(const LoopInfo& info) const;
 
   const LoopImageStore store_;
   const std::unique_ptr<LoopDevices> devices_;

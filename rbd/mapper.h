@@ -2,6 +2,7 @@
 #ifndef RBDCSI_RBD_MAPPER_H_
 #define RBDCSI_RBD_MAPPER_H_
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -9,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "base/status.h"
 
 namespace rbdcsi {
 
@@ -93,6 +95,19 @@ class Mapper {
 
   // Lists the devices this mapper has mapped on this node (only its own).
   virtual absl::StatusOr<std::vector<MappedDevice>> List() = 0;
+
+  // The device at `path` if this mapper has it mapped for `image`; nullopt otherwise (not
+  // mapped, re-used for another image, or not this mapper's). What List() says about one device:
+  // mappers that can look at one device alone override it, so that a volume whose record names
+  // its device costs one device's lookup rather than a listing of the node.
+  virtual absl::StatusOr<std::optional<MappedDevice>> Lookup(const std::string& path,
+                                                             const ImageSpec& image) {
+    ASSIGN_OR_RETURN(std::vector<MappedDevice> mapped, List());
+    for (const MappedDevice& d : mapped) {
+      if (d.path == path && d.image == image) return d;
+    }
+    return std::nullopt;
+  }
 
   // Makes the device reflect the image's current size after the image grew.
   virtual absl::Status RefreshCapacity(const MappedDevice& device) = 0;
