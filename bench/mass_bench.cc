@@ -40,7 +40,8 @@ struct MassFlags {
   int concurrency = 100;
   int reps = 3;
   int size_mib = 64;
-  std::string log_copy;  // where to copy the node plugin's log, for profiling
+  std::string log_copy;         // where to copy the node plugin's log, for profiling
+  bool state_on_tmpfs = false;  // isolates the cost of the records' fsyncs
 };
 
 struct Volume {
@@ -116,7 +117,7 @@ struct Cycle {
 };
 
 int CountLeaks(const std::string& dir, const std::string& side) {
-  const std::vector<std::string> mounts = MountsUnder(dir);
+  const std::vector<std::string> mounts = MountsUnder(dir + "/kubelet");
   const std::vector<std::string> loops = LoopDevicesUnder(dir);
   for (const std::string& m : mounts)
     std::fprintf(stderr, "  %s leaked mount %s\n", side.c_str(), m.c_str());
@@ -197,6 +198,10 @@ absl::Status RunWorker(const MassFlags& f, const std::string& dir) {
   for (const char* sub : {"/state", "/ctlstate", "/data", "/keys"}) {
     RETURN_IF_ERROR(MakeDirs(dir + sub, 0700));
   }
+  if (f.state_on_tmpfs &&
+      ::mount("rbdcsi-bench", (dir + "/state").c_str(), "tmpfs", 0, "mode=0700") != 0) {
+    return ErrnoToStatus(errno, "mounting a tmpfs on the state directory");
+  }
   const std::vector<std::string> common = {"--data-dir",   dir + "/data", "--key-dir",
                                            dir + "/keys",  "--nodeid",    "bench",
                                            "--log-format", "json"};
@@ -270,6 +275,8 @@ int main(int argc, char** argv) {
   app.add_option("--reps", flags.reps, "Repetitions of each side")->capture_default_str();
   app.add_option("--size-mib", flags.size_mib, "Volume size")->capture_default_str();
   app.add_option("--log-copy", flags.log_copy, "Copy the node plugin's log here at the end");
+  app.add_flag("--state-on-tmpfs", flags.state_on_tmpfs,
+               "Keep the node's --state-dir on tmpfs (no fsync cost), to isolate that cost");
   CLI11_PARSE(app, argc, argv);
   if (::geteuid() != 0) {
     std::fprintf(stderr, "mass_bench: must run as root (mounts, loop devices)\n");

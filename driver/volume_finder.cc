@@ -100,23 +100,8 @@ absl::Status VolumeFinder::CheckNoOtherOwner(const VolumeRecord& record) const {
 
 absl::StatusOr<std::optional<MappedDevice>> VolumeFinder::FindMapping(
     Mapper& mapper, const VolumeRecord& record) const {
-  if (record.has_device()) {
-    // The usual case, and the only one that must stay cheap when many volumes come and go at
-    // once: the recorded device still maps the image. Only otherwise is the node listed.
-    ASSIGN_OR_RETURN(std::optional<MappedDevice> recorded,
-                     mapper.Lookup(record.device.path, record.image));
-    if (recorded.has_value()) return recorded;
-  }
-  ASSIGN_OR_RETURN(std::vector<MappedDevice> mapped, mapper.List());
-  for (const MappedDevice& d : mapped) {
-    if (!(d.image == record.image)) continue;
-    // Prefer the device the record names; after a reboot it may have another number.
-    if (!record.has_device() || d.path == record.device.path) return d;
-  }
-  for (const MappedDevice& d : mapped) {
-    if (d.image == record.image) return d;
-  }
-  return std::nullopt;
+  // Prefer the device the record names; after a reboot it may have another number.
+  return mapper.Find(record.image, record.has_device() ? record.device.path : "");
 }
 
 absl::Status VolumeFinder::CheckStillStaged(const VolumeRecord& record) const {

@@ -62,7 +62,11 @@ class RealLoopDevices : public LoopDevices {
 
   absl::StatusOr<std::string> Attach(const std::string& backing_file, bool read_only) override;
   absl::Status Detach(const std::string& dev, const std::string& expected_backing_file) override;
-  absl::StatusOr<std::vector<LoopInfo>> List() override;
+  absl::StatusOr<std::vector<LoopInfo>> List() override {
+    return ListWhere([](std::string_view) { return true; });
+  }
+  absl::StatusOr<std::vector<LoopInfo>> ListWhere(
+      const std::function<bool(std::string_view backing_file)>& want) override;
   absl::StatusOr<LoopInfo> Get(const std::string& dev) override;
   absl::Status SetCapacity(const std::string& dev) override;
   absl::StatusOr<bool> IsFree(const std::string& dev) override;
@@ -76,6 +80,8 @@ class RealLoopDevices : public LoopDevices {
                     const std::string& expected_backing_file);
 
   // The attached device /sys/block/NAME; nullopt when it is not attached.
+  absl::StatusOr<std::optional<LoopInfo>> ReadInfo(absl::string_view name,
+                                                   const std::string& backing);
   absl::StatusOr<std::optional<LoopInfo>> ReadInfo(absl::string_view name);
 
   RealLoopDevicesOptions options_;
@@ -261,12 +267,18 @@ absl::Status RealLoopDevices::DetachOnce(const std::string& dev,
 }
 
 absl::StatusOr<std::optional<LoopInfo>> RealLoopDevices::ReadInfo(absl::string_view name) {
-  const std::string base = absl::StrCat(options_.sysfs_dir, "/block/", name);
-  absl::StatusOr<std::string> backing = ReadSmallFile(absl::StrCat(base, "/loop/backing_file"));
+  absl::StatusOr<std::string> backing =
+      ReadSmallFile(absl::StrCat(options_.sysfs_dir, "/block/", name, "/loop/backing_file"));
   if (!backing.ok()) return std::nullopt;  // not attached, or detached meanwhile
+  return ReadInfo(name, *backing);
+}
+
+absl::StatusOr<std::optional<LoopInfo>> RealLoopDevices::ReadInfo(absl::string_view name,
+                                                                  const std::string& backing) {
+  const std::string base = absl::StrCat(options_.sysfs_dir, "/block/", name);
   LoopInfo info;
   info.device = absl::StrCat(options_.dev_dir, "/", name);
-  info.backing_file = ParseBackingFile(*backing, &info.backing_deleted);
+  info.backing_file = ParseBackingFile(backing, &info.backing_deleted);
   absl::StatusOr<std::string> numbers = ReadSmallFile(absl::StrCat(base, "/dev"));
   if (!numbers.ok()) return std::nullopt;
   if (!ParseDevNumbers(*numbers, &info.major, &info.minor)) {
@@ -277,7 +289,8 @@ absl::StatusOr<std::optional<LoopInfo>> RealLoopDevices::ReadInfo(absl::string_v
   return info;
 }
 
-absl::StatusOr<std::vector<LoopInfo>> RealLoopDevices::List() {
+absl::StatusOr<std::vector<LoopInfo>> RealLoopDevices::ListWhere(
+    const std::function<bool(std::string_view backing_file)>& want) {
   const std::string block_dir = absl::StrCat(options_.sysfs_dir, "/block");
   std::unique_ptr<DIR, DirCloser> dir(opendir(block_dir.c_str()));
   if (dir == nullptr) return ErrnoToStatus(errno, absl::StrCat("listing ", block_dir));
@@ -286,7 +299,12 @@ absl::StatusOr<std::vector<LoopInfo>> RealLoopDevices::List() {
     absl::string_view name = e->d_name;
     unsigned number = 0;
     if (!absl::StartsWith(name, "loop") || !absl::SimpleAtoi(name.substr(4), &number)) continue;
-    ASSIGN_OR_RETURN(std::optional<LoopInfo> info, ReadInfo(name));
+    absl::StatusOr<std::string> backing =
+        ReadSmallFile(absl::StrCat(block_dir, "/", name, "/loop/backing_file"));
+    if (!backing.ok()) continue;  // not attached, or detached meanwhile
+    bool deleted = false;
+    if (!want(ParseBackingFile(*backing, &deleted))) continue;
+    ASSIGN_OR_RETURN(std::optional<LoopInfo> info, ReadInfo(name, *backing));
     if (info) out.push_back(*std::move(info));
   }
   std::sort(out.begin(), out.end(), [](const LoopInfo& a, const LoopInfo& b) {

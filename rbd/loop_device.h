@@ -2,6 +2,7 @@
 #ifndef RBDCSI_RBD_LOOP_DEVICE_H_
 #define RBDCSI_RBD_LOOP_DEVICE_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -42,6 +43,11 @@ class LoopDevices {
 
   // Every attached loop device of the machine (from sysfs), sorted by device number.
   virtual absl::StatusOr<std::vector<LoopInfo>> List() = 0;
+
+  // List() narrowed to the devices whose backing file (as the kernel reports it) `want`
+  // accepts; only those have their other attributes read.
+  virtual absl::StatusOr<std::vector<LoopInfo>> ListWhere(
+      const std::function<bool(std::string_view backing_file)>& want) = 0;
 
   // What List() would say about `dev` alone, at the cost of one device rather than all:
   // NOT_FOUND when `dev` is not an attached loop device.

@@ -41,24 +41,34 @@ absl::StatusOr<std::optional<MappedDevice>> LoopMapper::FindOwn(const std::strin
   absl::StatusOr<LoopInfo> info = devices_->Get(path);
   if (absl::IsNotFound(info.status())) return std::nullopt;
   RETURN_IF_ERROR(info.status());
-  std::optional<ImageSpec> spec = SpecOf(*info);
+  std::optional<ImageSpec> spec = SpecOf(info->backing_file, CanonicalPath(store_.ImagesDir()));
   if (!spec.has_value()) return std::nullopt;
   return MappedDevice{info->device, info->major, info->minor, *spec};
 }
 
-absl::StatusOr<std::optional<MappedDevice>> LoopMapper::Lookup(const std::string& path,
-                                                               const ImageSpec& image) {
-  ASSIGN_OR_RETURN(std::optional<MappedDevice> own, FindOwn(path));
-  if (own.has_value() && !(own->image == image)) return std::nullopt;
-  return own;
+absl::StatusOr<std::optional<MappedDevice>> LoopMapper::Find(const ImageSpec& image,
+                                                             const std::string& preferred_path) {
+  if (!preferred_path.empty()) {
+    ASSIGN_OR_RETURN(std::optional<MappedDevice> own, FindOwn(preferred_path));
+    if (own.has_value() && own->image == image) return own;
+  }
+  const std::string canonical = CanonicalPath(store_.ImagesDir());
+  ASSIGN_OR_RETURN(const std::vector<LoopInfo> attached,
+                   devices_->ListWhere([&](std::string_view backing_file) {
+                     std::optional<ImageSpec> spec = SpecOf(backing_file, canonical);
+                     return spec.has_value() && *spec == image;
+                   }));
+  if (attached.empty()) return std::nullopt;
+  const LoopInfo& info = attached.front();
+  return MappedDevice{info.device, info.major, info.minor, image};
 }
 
-std::optional<ImageSpec> LoopMapper::SpecOf(const LoopInfo& info) const {
+std::optional<ImageSpec> LoopMapper::SpecOf(std::string_view backing_file,
+                                            const std::string& canonical_images) const {
   // The kernel reports canonical paths; the configured data directory may be spelled otherwise.
   const std::string images = store_.ImagesDir();
-  std::optional<ImageSpec> spec =
-      LoopImageStore::SpecOfPath(CanonicalPath(images), info.backing_file);
-  if (!spec.has_value()) spec = LoopImageStore::SpecOfPath(images, info.backing_file);
+  std::optional<ImageSpec> spec = LoopImageStore::SpecOfPath(canonical_images, backing_file);
+  if (!spec.has_value()) spec = LoopImageStore::SpecOfPath(images, backing_file);
   return spec;
 }
 
@@ -80,9 +90,10 @@ absl::Status LoopMapper::Unmap(const MappedDevice& device) {
 
 absl::StatusOr<std::vector<MappedDevice>> LoopMapper::List() {
   ASSIGN_OR_RETURN(const std::vector<LoopInfo> attached, devices_->List());
+  const std::string canonical = CanonicalPath(store_.ImagesDir());
   std::vector<MappedDevice> out;
   for (const LoopInfo& info : attached) {
-    std::optional<ImageSpec> spec = SpecOf(info);
+    std::optional<ImageSpec> spec = SpecOf(info.backing_file, canonical);
     if (spec.has_value()) out.push_back(MappedDevice{info.device, info.major, info.minor, *spec});
   }
   return out;

@@ -33,9 +33,10 @@ class LoopMapper : public Mapper {
   // LoopDevices::Detach. INVALID_ARGUMENT for an empty path.
   absl::Status Unmap(const MappedDevice& device) override;
   absl::StatusOr<std::vector<MappedDevice>> List() override;
-  // Reads that one device's attributes.
-  absl::StatusOr<std::optional<MappedDevice>> Lookup(const std::string& path,
-                                                     const ImageSpec& image) override;
+  // Reads the preferred device's attributes, else every device's backing file and the rest of
+  // the attributes only for the image's devices.
+  absl::StatusOr<std::optional<MappedDevice>> Find(const ImageSpec& image,
+                                                   const std::string& preferred_path) override;
   // NOT_FOUND when `device.path` is not a loop device of this store.
   absl::Status RefreshCapacity(const MappedDevice& device) override;
 
@@ -44,8 +45,10 @@ class LoopMapper : public Mapper {
  private:
   // The attached loop device `path` if it belongs to this store.
   absl::StatusOr<std::optional<MappedDevice>> FindOwn(const std::string& path);
-  // The image of this store that `info`'s backing file is, if any.
-  std::optional<ImageSpec> SpecOf(const LoopInfo& info) const;
+  // The image of this store that `backing_file` is, if any; `canonical_images` is
+  // CanonicalPath(store_.ImagesDir()), computed once per search.
+  std::optional<ImageSpec> SpecOf(std::string_view backing_file,
+                                  const std::string& canonical_images) const;
 
   const LoopImageStore store_;
   const std::unique_ptr<LoopDevices> devices_;

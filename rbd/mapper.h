@@ -96,17 +96,28 @@ class Mapper {
   // Lists the devices this mapper has mapped on this node (only its own).
   virtual absl::StatusOr<std::vector<MappedDevice>> List() = 0;
 
-  // The device at `path` if this mapper has it mapped for `image`; nullopt otherwise (not
-  // mapped, re-used for another image, or not this mapper's). What List() says about one device:
-  // mappers that can look at one device alone override it, so that a volume whose record names
-  // its device costs one device's lookup rather than a listing of the node.
-  virtual absl::StatusOr<std::optional<MappedDevice>> Lookup(const std::string& path,
-                                                             const ImageSpec& image) {
+  // A device this mapper has mapped for `image`: the one at `preferred_path` (the device a
+  // record names) when that still maps the image, else any; nullopt when there is none. What
+  // List() says, narrowed to one image: mappers that can look at one device or one image without
+  // reading everything about every device override it, so that staging or unstaging many
+  // volumes at once does not cost a full listing of the node per volume.
+  virtual absl::StatusOr<std::optional<MappedDevice>> Find(const ImageSpec& image,
+                                                           const std::string& preferred_path) {
     ASSIGN_OR_RETURN(std::vector<MappedDevice> mapped, List());
+    return PickMapping(mapped, image, preferred_path);
+  }
+
+  // Find()'s choice among `mapped`.
+  static std::optional<MappedDevice> PickMapping(const std::vector<MappedDevice>& mapped,
+                                                 const ImageSpec& image,
+                                                 const std::string& preferred_path) {
+    std::optional<MappedDevice> any;
     for (const MappedDevice& d : mapped) {
-      if (d.path == path && d.image == image) return d;
+      if (!(d.image == image)) continue;
+      if (d.path == preferred_path) return d;
+      if (!any.has_value()) any = d;
     }
-    return std::nullopt;
+    return any;
   }
 
   // Makes the device reflect the image's current size after the image grew.

@@ -43,10 +43,15 @@ class FakeLoopDevices : public LoopDevices {
   }
 
   absl::StatusOr<std::vector<LoopInfo>> List() override {
+    return ListWhere([](std::string_view) { return true; });
+  }
+
+  absl::StatusOr<std::vector<LoopInfo>> ListWhere(
+      const std::function<bool(std::string_view backing_file)>& want) override {
     if (!list_error.ok()) return list_error;
     std::vector<LoopInfo> out;
     for (const auto& [dev, info] : attached) {
-      if (hidden.count(dev) == 0) out.push_back(info);
+      if (hidden.count(dev) == 0 && want(info.backing_file)) out.push_back(info);
     }
     return out;
   }
