@@ -4,46 +4,36 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status.h"
+#include "base/text.h"
 #include "spdlog/pattern_formatter.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 
 namespace rbdcsi {
 namespace {
 
-// Writes the message as the body of a JSON string, so every line stays valid JSON whatever the
-// message contains.
-class JsonEscapedMessage : public spdlog::custom_flag_formatter {
+// Applies EscapeText to the message; as JSON, quotes and backslashes of the escaped text are
+// escaped once more, so that the JSON string decodes to exactly the text format's message.
+class EscapedMessage : public spdlog::custom_flag_formatter {
  public:
+  explicit EscapedMessage(bool json) : json_(json) {}
   void format(const spdlog::details::log_msg& msg, const std::tm&,
               spdlog::memory_buf_t& dest) override {
-    for (char c : std::string_view(msg.payload.data(), msg.payload.size())) {
-      switch (c) {
-        case '"':
-          dest.append(std::string_view("\\\""));
-          break;
-        case '\\':
-          dest.append(std::string_view("\\\\"));
-          break;
-        case '\n':
-          dest.append(std::string_view("\\n"));
-          break;
-        case '\t':
-          dest.append(std::string_view("\\t"));
-          break;
-        default:
-          if (static_cast<unsigned char>(c) < 0x20) {
-            char buf[8];
-            snprintf(buf, sizeof(buf), "\\u%04x", c);
-            dest.append(std::string_view(buf));
-          } else {
-            dest.push_back(c);
-          }
-      }
+    const std::string text = EscapeText(std::string_view(msg.payload.data(), msg.payload.size()));
+    if (!json_) {
+      dest.append(text.data(), text.data() + text.size());
+      return;
+    }
+    for (char c : text) {
+      if (c == '"' || c == '\\') dest.push_back('\\');
+      dest.push_back(c);
     }
   }
   std::unique_ptr<custom_flag_formatter> clone() const override {
-    return std::make_unique<JsonEscapedMessage>();
+    return std::make_unique<EscapedMessage>(json_);
   }
+
+ private:
+  const bool json_;
 };
 
 std::mutex config_mu;
@@ -52,14 +42,12 @@ bool config_json = false;
 
 void Configure(spdlog::logger& logger) {
   logger.set_level(config_level);
-  if (config_json) {
-    auto formatter = std::make_unique<spdlog::pattern_formatter>();
-    formatter->add_flag<JsonEscapedMessage>('*').set_pattern(
-        R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","logger":"%n","msg":"%*"})");
-    logger.set_formatter(std::move(formatter));
-  } else {
-    logger.set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %L %n: %v");
-  }
+  auto formatter = std::make_unique<spdlog::pattern_formatter>();
+  formatter->add_flag<EscapedMessage>('*', config_json)
+      .set_pattern(
+          config_json ? R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","logger":"%n","msg":"%*"})"
+                      : "%Y-%m-%dT%H:%M:%S.%e%z %L %n: %*");
+  logger.set_formatter(std::move(formatter));
 }
 
 }  // namespace

@@ -20,6 +20,10 @@ absl::Status InitLogging(std::string_view level, std::string_view format);
 // use. Thread-safe.
 std::shared_ptr<spdlog::logger> Logger(const std::string& component);
 
+// Every logger applies EscapeText (base/text.h) to the whole formatted message, so to every
+// field in it, in both formats: a field can never forge a line or carry a NUL. The JSON
+// format's "msg" is that same escaped text as a JSON string.
+
 }  // namespace rbdcsi
 
 // Lets log lines take abseil's own string_view (not std::string_view in Debian's build) and
