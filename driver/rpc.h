@@ -11,6 +11,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 
@@ -22,6 +23,17 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 // A one-line text form of `message` with every field marked (csi.v1.csi_secret) removed,
 // at any depth. Safe to log.
 std::string RedactedSummary(const google::protobuf::Message& message);
+
+// The longest string any request field may hold (paths, ids, each key and value of a map).
+inline constexpr size_t kMaxRequestStringBytes = 4096;
+
+// INVALID_ARGUMENT naming the field when a string field anywhere in `message` is longer than
+// kMaxRequestStringBytes or not valid UTF-8, or a map has more than 128 entries. The value is
+// never quoted. RunRpc checks every request with this before its handler runs.
+absl::Status CheckRequestFields(const google::protobuf::Message& message);
+
+// Every value of every (csi.v1.csi_secret) field of `message`, at any depth.
+std::vector<std::string> SecretValues(const google::protobuf::Message& message);
 
 // Counts calls in flight so that a stop can wait for exactly those, and no longer: gRPC's own
 // Shutdown(deadline) also waits for idle client connections (kubelet keeps one open) until
@@ -52,8 +64,9 @@ class CallTracker {
 };
 
 // Runs `handler` and logs one line: request id, method, duration, resulting code and the
-// redacted request (and the error message on failure). With a tracker, a call arriving while
-// the server stops gets UNAVAILABLE. Thread-safe.
+// redacted request (and the error message on failure). The request's fields are checked
+// (CheckRequestFields) first; every secret value of the request is redacted from the error. With a
+// tracker, a call arriving while the server stops gets UNAVAILABLE. Thread-safe.
 grpc::Status RunRpc(CallTracker* tracker, std::string_view method,
                     const google::protobuf::Message& request,
                     const std::function<absl::Status()>& handler);

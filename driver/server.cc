@@ -1,5 +1,6 @@
 #include "driver/server.h"
 
+#include <grpcpp/support/server_interceptor.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -8,6 +9,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <memory>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "base/fd.h"
@@ -26,6 +29,47 @@ bool SomeoneListens(const std::string& path) {
   std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
   return connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
 }
+
+// gRPC answers a request it cannot decode (a string field that is not UTF-8, truncated bytes)
+// with INTERNAL before any handler runs. The request is the client's fault: INVALID_ARGUMENT,
+// as CSI asks, and one log line like every other call's.
+class MalformedRequestInterceptor : public grpc::experimental::Interceptor {
+ public:
+  explicit MalformedRequestInterceptor(std::string method) : method_(std::move(method)) {}
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    using grpc::experimental::InterceptionHookPoints;
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE) &&
+        methods->GetRecvMessage() == nullptr) {
+      undecodable_ = true;
+    }
+    if (undecodable_ &&
+        methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS) &&
+        methods->GetSendStatus().error_code() == grpc::StatusCode::INTERNAL) {
+      static const auto logger = Logger("rpc");
+      logger->warn("method={} code=INVALID_ARGUMENT error=\"the request could not be decoded\"",
+                   method_);
+      methods->ModifySendStatus(grpc::Status(
+          grpc::StatusCode::INVALID_ARGUMENT,
+          "the request is not a valid csi.v1 message (a string field that is not UTF-8, or "
+          "malformed bytes)"));
+    }
+    methods->Proceed();
+  }
+
+ private:
+  const std::string method_;
+  bool undecodable_ = false;
+};
+
+class MalformedRequestInterceptorFactory
+    : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
+    return new MalformedRequestInterceptor(info->method() != nullptr ? info->method() : "");
+  }
+};
 
 }  // namespace
 
@@ -69,6 +113,9 @@ absl::Status Server::Start() {
   int bound = 0;
   builder.AddListeningPort(absl::StrCat("unix:", path), grpc::InsecureServerCredentials(), &bound);
   for (grpc::Service* s : services_) builder.RegisterService(s);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> factories;
+  factories.push_back(std::make_unique<MalformedRequestInterceptorFactory>());
+  builder.experimental().SetInterceptorCreators(std::move(factories));
   server_ = builder.BuildAndStart();
   if (!server_ || bound == 0) {
     server_.reset();

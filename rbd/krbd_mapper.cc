@@ -12,9 +12,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "base/status.h"
+#include "base/text.h"
 #include "rbd/key_file.h"
 #include "rbd/krbd_sysfs.h"
 
@@ -25,12 +25,17 @@ constexpr int kEnoent = 2;
 constexpr int kEbusy = 16;
 constexpr int kEtimedout = 110;
 
+// Whether an error may quote the argument: the cephx user comes from the request's secrets.
+enum class Echo { kYes, kNo };
+
 // Arguments that reach rbd's command line: never empty, never an option, no whitespace.
 absl::Status ValidateArgument(absl::string_view what, absl::string_view value,
-                              absl::string_view forbidden) {
+                              absl::string_view forbidden, Echo echo = Echo::kYes) {
   if (value.empty()) return absl::InvalidArgumentError(absl::StrCat(what, " is empty"));
   if (value.front() == '-') {
-    return absl::InvalidArgumentError(absl::StrCat(what, " \"", value, "\" starts with '-'"));
+    return absl::InvalidArgumentError(echo == Echo::kYes
+                                          ? absl::StrCat(what, " \"", value, "\" starts with '-'")
+                                          : absl::StrCat(what, " starts with '-'"));
   }
   for (char c : value) {
     const unsigned char u = static_cast<unsigned char>(c);
@@ -64,11 +69,11 @@ std::optional<int> RbdErrno(const CommandResult& result) {
   return found;
 }
 
-// rbd's own words for an error; the key is redacted in case any tool ever echoes it.
-std::string RbdWords(const CommandResult& result, const std::string& key) {
-  std::string words = DecodeCommandOutput(result.err);
-  if (words.empty()) words = DecodeCommandOutput(result.out);
-  if (key.size() >= 4) words = absl::StrReplaceAll(words, {{key, "<redacted>"}});
+// rbd's own words for an error. Secrets are redacted from the raw bytes, before decoding
+// replaces or cuts any of them, in case any tool ever echoes one.
+std::string RbdWords(const CommandResult& result, const std::vector<std::string>& secrets = {}) {
+  std::string words = DecodeCommandOutput(RedactSecrets(result.err, secrets));
+  if (words.empty()) words = DecodeCommandOutput(RedactSecrets(result.out, secrets));
   if (words.empty()) return absl::StrCat("exit status ", result.exit_code);
   return absl::StrCat(words, " (exit status ", result.exit_code, ")");
 }
@@ -125,7 +130,7 @@ absl::StatusOr<MappedDevice> KrbdMapper::Map(const MapOptions& options) {
   const ImageSpec& spec = options.image;
   const std::string what = absl::StrCat("mapping RBD image ", spec.ToString());
   RETURN_IF_ERROR(Annotate(ValidateImage(spec), what));
-  RETURN_IF_ERROR(Annotate(ValidateArgument("cephx user", options.user, ""), what));
+  RETURN_IF_ERROR(Annotate(ValidateArgument("cephx user", options.user, "", Echo::kNo), what));
   RETURN_IF_ERROR(Annotate(ValidateArgument("monitor list", options.monitors, ""), what));
   if (options.key.empty()) return absl::InvalidArgumentError(absl::StrCat(what, ": no cephx key"));
   if (options.key.find_first_of(std::string_view("\0\n", 2)) != std::string::npos) {
@@ -151,7 +156,7 @@ absl::StatusOr<MappedDevice> KrbdMapper::Map(const MapOptions& options) {
   }
 
   if (result->exit_code != 0) {
-    const std::string words = RbdWords(*result, options.key);
+    const std::string words = RbdWords(*result, {options.key, options.user});
     switch (RbdErrno(*result).value_or(0)) {
       case kEnoent:
         return absl::NotFoundError(absl::StrCat(what, ": no such image or pool: ", words));
@@ -165,8 +170,8 @@ absl::StatusOr<MappedDevice> KrbdMapper::Map(const MapOptions& options) {
 
   std::optional<std::string> path = DevicePathOf(result->out);
   if (!path.has_value()) {
-    return absl::InternalError(absl::StrCat(
-        what, ": rbd succeeded but printed no device: ", RbdWords(*result, options.key)));
+    return absl::InternalError(absl::StrCat(what, ": rbd succeeded but printed no device: ",
+                                            RbdWords(*result, {options.key, options.user})));
   }
   absl::StatusOr<DeviceNumber> number = options_.stat_device(*path);
   if (!number.ok()) {
@@ -201,10 +206,10 @@ absl::Status KrbdMapper::Unmap(const MappedDevice& device) {
   if (result.exit_code == 0) return absl::OkStatus();
   if (RbdErrno(result) == kEbusy) {
     return BusyError(
-        absl::StrCat(what, ": the device is in use and stays mapped: ", RbdWords(result, "")));
+        absl::StrCat(what, ": the device is in use and stays mapped: ", RbdWords(result)));
   }
   if (SaysNotMapped(result)) return absl::OkStatus();
-  return absl::InternalError(absl::StrCat(what, ": ", RbdWords(result, "")));
+  return absl::InternalError(absl::StrCat(what, ": ", RbdWords(result)));
 }
 
 absl::StatusOr<std::vector<MappedDevice>> KrbdMapper::List() {
@@ -223,7 +228,7 @@ absl::StatusOr<std::vector<MappedDevice>> KrbdMapper::List() {
 absl::StatusOr<std::vector<MappedDevice>> KrbdMapper::ListFromCli() {
   ASSIGN_OR_RETURN(const CommandResult result, Run({"device", "list", "--format", "json"}));
   if (result.exit_code != 0) {
-    return absl::InternalError(absl::StrCat("listing mapped RBD devices: ", RbdWords(result, "")));
+    return absl::InternalError(absl::StrCat("listing mapped RBD devices: ", RbdWords(result)));
   }
   ASSIGN_OR_RETURN(const std::vector<RbdDeviceEntry> entries, ParseRbdDeviceList(result.out));
   std::vector<MappedDevice> out;

@@ -9,6 +9,7 @@
 namespace rbdcsi {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -44,6 +45,55 @@ TEST(RunRpcTest, ConvertsCodesOneToOne) {
       RunRpc(nullptr, "Probe", request, []() -> absl::Status { throw std::runtime_error("boom"); });
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INTERNAL);
   EXPECT_THAT(st.error_message(), HasSubstr("boom"));
+}
+
+TEST(RunRpcTest, NoSecretOfTheRequestLeavesInAnError) {
+  csi::v1::NodeStageVolumeRequest request;
+  request.set_volume_id("pvc-1");
+  (*request.mutable_secrets())["userID"] = "-u";
+  (*request.mutable_secrets())["userKey"] = "k\t\xc3\xa9y";
+  grpc::Status st = RunRpc(nullptr, "NodeStageVolume", request, [] {
+    return absl::InternalError("rbd: user -u, key 'k\t\xc3\xa9y' rejected");
+  });
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INTERNAL);
+  EXPECT_EQ(st.error_message(), "rbd: user <redacted>, key '<redacted>' rejected");
+  EXPECT_THAT(SecretValues(request), ::testing::UnorderedElementsAre("-u", "k\t\xc3\xa9y"));
+}
+
+TEST(RunRpcTest, OversizedOrNonUtf8FieldsAreRefusedBeforeTheHandler) {
+  struct Case {
+    std::function<void(csi::v1::NodeStageVolumeRequest&)> change;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {[](auto& r) { (*r.mutable_volume_context())["monitors"] = std::string(200 * 1024, 'm'); },
+       "volume_context.value is longer than 4096 bytes"},
+      {[](auto& r) { r.set_staging_target_path("/a/\xff\xfe"); },
+       "staging_target_path is not valid UTF-8"},
+      {[](auto& r) { (*r.mutable_secrets())["userKey"] = "SENTINEL\xc3"; },
+       "secrets.value is not valid UTF-8"},
+      {[](auto& r) {
+         r.mutable_volume_capability()->mutable_mount()->add_mount_flags(std::string(5000, 'f'));
+       },
+       "volume_capability.mount.mount_flags is longer"},
+      {[](auto& r) {
+         for (int i = 0; i < 200; ++i) (*r.mutable_volume_context())[std::to_string(i)] = "v";
+       },
+       "volume_context has more than 128 entries"},
+  };
+  for (const Case& c : cases) {
+    csi::v1::NodeStageVolumeRequest request;
+    request.set_volume_id("pvc-1");
+    c.change(request);
+    bool ran = false;
+    grpc::Status st = RunRpc(nullptr, "NodeStageVolume", request, [&] {
+      ran = true;
+      return absl::OkStatus();
+    });
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.message;
+    EXPECT_THAT(st.error_message(), AllOf(HasSubstr(c.message), Not(HasSubstr("SENTINEL"))));
+    EXPECT_FALSE(ran) << c.message;
+  }
 }
 
 }  // namespace

@@ -185,6 +185,43 @@ TEST_F(KrbdMapperTest, OtherMapFailuresAreInternalWithRbdsWords) {
                              Not(HasSubstr("\r")))));
 }
 
+// rbd (or a library under it) echoing the key: whatever its bytes or length, no part of it
+// reaches the error, not even with its odd bytes replaced.
+TEST_F(KrbdMapperTest, EchoedSecretsNeverReachTheError) {
+  const std::vector<std::string> keys = {
+      "AQ\tB\rC\xc3\xa9"
+      "D\x01==",
+      "abc", "k", "AQ \x7f\xff"};
+  for (const std::string& key : keys) {
+    MapOptions options = Options();
+    options.key = key;
+    runner_.Answer(1, "", "rbd: bad key '" + key + "' for user csi-rbd-node\n");
+    runner_.Answer(0, "no device here: " + key + "\n", "");
+    for (int i = 0; i < 2; ++i) {
+      absl::Status st = mapper_->Map(options).status();
+      ASSERT_FALSE(st.ok());
+      const std::string message(st.message());
+      EXPECT_THAT(message, HasSubstr("<redacted>")) << message;
+      std::string sanitised = key;
+      for (char& c : sanitised) {
+        const unsigned char u = static_cast<unsigned char>(c);
+        if (u < 0x20 || u >= 0x7f) c = '?';
+      }
+      EXPECT_THAT(message, AllOf(Not(HasSubstr(key)), Not(HasSubstr(sanitised))));
+      EXPECT_THAT(message, Not(HasSubstr("csi-rbd-node")));  // the userID is a secret too
+    }
+  }
+}
+
+TEST_F(KrbdMapperTest, AUserStartingWithADashIsRefusedWithoutEchoingIt) {
+  MapOptions options = Options();
+  options.user = "--sentinel-user";
+  EXPECT_THAT(mapper_->Map(options),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("cephx user starts with '-'"), Not(HasSubstr("sentinel")))));
+  EXPECT_THAT(runner_.calls(), IsEmpty());
+}
+
 TEST_F(KrbdMapperTest, RunnerFailuresStillRemoveTheKey) {
   runner_.Answer(absl::DeadlineExceededError("rbd did not finish within 120000 ms"),
                  RecordKeyFile());
