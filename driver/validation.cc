@@ -5,6 +5,7 @@
 #include "absl/strings/str_split.h"
 #include "base/status.h"
 #include "mounter/filesystem.h"
+#include "mounter/mount_flags.h"
 
 namespace rbdcsi {
 
@@ -87,14 +88,10 @@ absl::StatusOr<Capability> ParseCapability(const csi::v1::VolumeCapability& cap)
     return absl::InvalidArgumentError(absl::StrCat("volume_capability.mount.fs_type '", out.fs_type,
                                                    "' is not supported: use ext4 or xfs"));
   }
-  for (const std::string& flag : cap.mount().mount_flags()) {
-    if (flag.empty() || flag.find(',') != std::string::npos || flag == "bind" || flag == "rbind" ||
-        flag == "remount") {
-      return absl::InvalidArgumentError(absl::StrCat("volume_capability.mount.mount_flags: '", flag,
-                                                     "' is not a single filesystem mount option"));
-    }
-    out.mount_flags.push_back(flag);
-  }
+  ASSIGN_OR_RETURN(out.mount_flags, ApplyMountFlagPolicy(out.fs_type,
+                                                         {cap.mount().mount_flags().begin(),
+                                                          cap.mount().mount_flags().end()},
+                                                         out.read_only_mode));
   return out;
 }
 

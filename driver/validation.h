@@ -26,14 +26,14 @@ absl::Status ValidateVolumeId(std::string_view id);
 struct Capability {
   bool block = false;
   std::string fs_type;                   // mount only; "" in the request becomes ext4
-  std::vector<std::string> mount_flags;  // mount only
+  std::vector<std::string> mount_flags;  // mount only; ApplyMountFlagPolicy's result
   csi::v1::VolumeCapability::AccessMode::Mode mode = csi::v1::VolumeCapability::AccessMode::UNKNOWN;
   bool read_only_mode = false;  // the access mode allows no writer
 };
 
 // INVALID_ARGUMENT when the access type or mode is missing or unknown, the filesystem is not
-// ext4/xfs, a mount flag is empty or smuggles several options, or a multi-node writer mode is
-// asked for a filesystem volume.
+// ext4/xfs, a mount flag breaks the mount-flag policy (mounter/mount_flags.h; "ro" is added for
+// read-only modes), or a multi-node writer mode is asked for a filesystem volume.
 absl::StatusOr<Capability> ParseCapability(const csi::v1::VolumeCapability& cap);
 
 }  // namespace rbdcsi

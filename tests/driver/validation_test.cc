@@ -48,8 +48,16 @@ TEST(ParseCapabilityTest, MountDefaultsAndRules) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("UNKNOWN")));
   auto smuggled = MountCap("ext4", Mode::SINGLE_NODE_WRITER);
   smuggled.mutable_mount()->add_mount_flags("noatime,remount");
-  EXPECT_THAT(ParseCapability(smuggled), StatusIs(absl::StatusCode::kInvalidArgument,
-                                                  HasSubstr("single filesystem mount option")));
+  EXPECT_THAT(ParseCapability(smuggled),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("several options")));
+  // The mount-flag policy is part of request validation: named flag, INVALID_ARGUMENT.
+  auto loop = MountCap("ext4", Mode::SINGLE_NODE_WRITER);
+  loop.mutable_mount()->add_mount_flags("loop");
+  EXPECT_THAT(ParseCapability(loop),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'loop' would stack")));
+  auto ro = MountCap("ext4", Mode::MULTI_NODE_READER_ONLY);
+  ro.mutable_mount()->add_mount_flags("noatime");
+  EXPECT_THAT(ParseCapability(ro)->mount_flags, ::testing::ElementsAre("noatime", "ro"));
 }
 
 TEST(ParseCapabilityTest, BlockAndMissingParts) {
