@@ -3,16 +3,19 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "base/fd.h"
 #include "base/status.h"
 
@@ -78,6 +81,96 @@ bool WaitForExit(pid_t pid, std::chrono::steady_clock::time_point deadline) {
   }
 }
 
+// The executable `name` names: itself when it has a '/', else the first match in $PATH.
+std::string FindProgram(const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
+  const char* path = getenv("PATH");
+  for (absl::string_view dir : absl::StrSplit(path != nullptr ? path : "/usr/bin:/bin", ':')) {
+    std::string candidate = absl::StrCat(dir.empty() ? "." : dir, "/", name);
+    struct stat st {};
+    if (stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        access(candidate.c_str(), X_OK) == 0) {
+      return candidate;
+    }
+  }
+  return "";
+}
+
+[[noreturn]] void ChildFail(int status_fd, int err) {
+  ssize_t unused = write(status_fd, &err, sizeof err);
+  (void)unused;
+  _exit(127);
+}
+
+// In the forked child, before exec: only async-signal-safe calls, nothing allocated.
+[[noreturn]] void ExecChild(pid_t parent, int status_fd, int in, int out, int err,
+                            const char* program, char* const* args, char* const* env) {
+  // Its own process group, so a timeout kills whatever it started too; and SIGKILL when the
+  // thread that started it dies, so no child (a slow `rbd map`) outlives a killed plugin.
+  setpgid(0, 0);
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) ChildFail(status_fd, errno);
+  if (getppid() != parent) _exit(127);  // the parent died before prctl took effect
+  if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) ChildFail(status_fd, errno);
+  for (int sig : {SIGPIPE, SIGTERM, SIGINT}) signal(sig, SIG_DFL);
+  sigset_t empty;
+  sigemptyset(&empty);
+  sigprocmask(SIG_SETMASK, &empty, nullptr);
+  execve(program, args, env);
+  ChildFail(status_fd, errno);
+}
+
+// Starts the child; NOT_FOUND when the program does not exist, errno otherwise.
+absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv,
+                            const std::map<std::string, std::string>& extra_env, int in, int out,
+                            int err) {
+  const std::string program = FindProgram(argv[0]);
+  if (program.empty()) return absl::NotFoundError(absl::StrCat("program not found: ", argv[0]));
+  std::vector<std::string> args = argv;
+  std::vector<std::string> env = BuildEnv(extra_env);
+  std::vector<char*> c_args = CStrings(args);
+  std::vector<char*> c_env = CStrings(env);
+  UniqueFd status_r, status_w;
+  RETURN_IF_ERROR(MakePipe(status_r, status_w));
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid == 0) {
+    ExecChild(parent, status_w.get(), in, out, err, program.c_str(), c_args.data(), c_env.data());
+  }
+  if (pid < 0) return ErrnoToStatus(errno, absl::StrCat("starting ", argv[0]));
+  status_w.reset();
+  int child_errno = 0;
+  ssize_t n;
+  do {
+    n = read(status_r.get(), &child_errno, sizeof child_errno);
+  } while (n < 0 && errno == EINTR);
+  if (n <= 0) return pid;  // exec closed the pipe: the program runs
+  int wstatus = 0;
+  while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
+  }
+  if (child_errno == ENOENT) {
+    return absl::NotFoundError(absl::StrCat("program not found: ", argv[0]));
+  }
+  return ErrnoToStatus(child_errno, absl::StrCat("starting ", argv[0]));
+}
+
+// Reaps a child that was sent SIGKILL. A process stuck in the kernel (uninterruptible sleep)
+// may take long to die: after a short wait it is left to a detached thread to reap, so the
+// caller's time stays bounded.
+void ReapKilled(pid_t pid) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  int wstatus = 0;
+  while (std::chrono::steady_clock::now() < give_up) {
+    const pid_t got = waitpid(pid, &wstatus, WNOHANG);
+    if (got == pid || (got < 0 && errno != EINTR)) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  std::thread([pid] {
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+  }).detach();
+}
+
 absl::StatusOr<CommandResult> RealCommandRunner::Run(const std::vector<std::string>& argv,
                                                      const CommandOptions& options) {
   if (argv.empty()) return absl::InvalidArgumentError("empty command line");
@@ -86,34 +179,8 @@ absl::StatusOr<CommandResult> RealCommandRunner::Run(const std::vector<std::stri
   RETURN_IF_ERROR(MakePipe(out_r, out_w));
   RETURN_IF_ERROR(MakePipe(err_r, err_w));
 
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, in_r.get(), 0);
-  posix_spawn_file_actions_adddup2(&actions, out_w.get(), 1);
-  posix_spawn_file_actions_adddup2(&actions, err_w.get(), 2);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t default_signals;
-  sigemptyset(&default_signals);
-  sigaddset(&default_signals, SIGPIPE);
-  sigaddset(&default_signals, SIGTERM);
-  sigaddset(&default_signals, SIGINT);
-  posix_spawnattr_setsigdefault(&attr, &default_signals);
-  sigset_t empty_mask;
-  sigemptyset(&empty_mask);
-  posix_spawnattr_setsigmask(&attr, &empty_mask);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-
-  std::vector<std::string> args = argv;
-  std::vector<std::string> env = BuildEnv(options.env);
-  std::vector<char*> c_args = CStrings(args);
-  std::vector<char*> c_env = CStrings(env);
-  pid_t pid = -1;
-  int rc = posix_spawnp(&pid, argv[0].c_str(), &actions, &attr, c_args.data(), c_env.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (rc == ENOENT) return absl::NotFoundError(absl::StrCat("program not found: ", argv[0]));
-  if (rc != 0) return ErrnoToStatus(rc, absl::StrCat("starting ", argv[0]));
+  ASSIGN_OR_RETURN(const pid_t pid,
+                   Spawn(argv, options.env, in_r.get(), out_w.get(), err_w.get()));
   in_r.reset();
   out_w.reset();
   err_w.reset();
@@ -156,13 +223,14 @@ absl::StatusOr<CommandResult> RealCommandRunner::Run(const std::vector<std::stri
   // The child may close its output and live on (a daemon, or a hang after printing); the
   // deadline bounds the wait for its exit too.
   if (!timed_out) timed_out = !WaitForExit(pid, deadline);
-  if (timed_out) kill(pid, SIGKILL);
-  int wstatus = 0;
-  while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
-  }
   if (timed_out) {
+    kill(-pid, SIGKILL);  // the child's whole process group
+    ReapKilled(pid);
     return absl::DeadlineExceededError(
         absl::StrCat(argv[0], " did not finish within ", options.timeout.count(), " ms"));
+  }
+  int wstatus = 0;
+  while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
   }
   if (WIFEXITED(wstatus)) {
     result.exit_code = WEXITSTATUS(wstatus);

@@ -25,13 +25,16 @@ struct CommandOptions {
 };
 
 // Runs argv[0] (looked up in PATH) with the given arguments; never through a shell.
-// Implementations are thread-safe.
+// Every child is bounded: it runs in a process group of its own, which is killed (SIGKILL) at
+// the timeout, and it gets SIGKILL when the thread that started it dies (PR_SET_PDEATHSIG),
+// so no child outlives a killed plugin. Implementations are thread-safe.
 class CommandRunner {
  public:
   virtual ~CommandRunner() = default;
   // Returns the exit code and captured output. A non-zero exit is not an error status; errors
   // are: NOT_FOUND when the program does not exist, DEADLINE_EXCEEDED when it ran past the
-  // timeout (it is killed), INTERNAL when it could not be started.
+  // timeout (its process group is killed; Run returns at most ~5 s later even when the child
+  // is stuck in the kernel), INTERNAL when it could not be started.
   virtual absl::StatusOr<CommandResult> Run(const std::vector<std::string>& argv,
                                             const CommandOptions& options = {}) = 0;
 };
