@@ -4,6 +4,7 @@
 #include <linux/fs.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -51,11 +52,16 @@ absl::Status FsyncDir(const std::string& path) {
   return absl::OkStatus();
 }
 
-namespace {
-
-absl::StatusOr<std::string> ReadUpTo(const std::string& path, size_t limit) {
+absl::StatusOr<std::string> ReadFileUpTo(const std::string& path, size_t limit) {
   UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return ErrnoToStatus(errno, absl::StrCat("opening ", path));
+  const auto too_large = [&] {
+    return absl::OutOfRangeError(absl::StrCat("reading ", path, ": larger than ", limit, " bytes"));
+  };
+  struct stat st {};
+  if (fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode) && static_cast<size_t>(st.st_size) > limit) {
+    return too_large();  // without reading any of it
+  }
   std::string out;
   char buf[16384];
   for (;;) {
@@ -64,21 +70,30 @@ absl::StatusOr<std::string> ReadUpTo(const std::string& path, size_t limit) {
     if (got < 0) return ErrnoToStatus(errno, absl::StrCat("reading ", path));
     if (got == 0) break;
     out.append(buf, static_cast<size_t>(got));
-    if (out.size() > limit) {
-      return absl::InternalError(absl::StrCat("reading ", path, ": larger than ", limit, " bytes"));
-    }
+    if (out.size() > limit) return too_large();
   }
   return out;
 }
 
-}  // namespace
+absl::StatusOr<UniqueFd> LockFileExclusive(const std::string& path) {
+  UniqueFd fd(open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!fd.valid()) return ErrnoToStatus(errno, absl::StrCat("opening lock file ", path));
+  while (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EINTR) continue;
+    if (errno == EWOULDBLOCK) {
+      return absl::FailedPreconditionError(absl::StrCat(path, " is locked by another process"));
+    }
+    return ErrnoToStatus(errno, absl::StrCat("locking ", path));
+  }
+  return fd;
+}
 
 absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
-  return ReadUpTo(path, std::numeric_limits<size_t>::max());
+  return ReadFileUpTo(path, std::numeric_limits<size_t>::max());
 }
 
 absl::StatusOr<std::string> ReadSmallFile(const std::string& path) {
-  return ReadUpTo(path, 1u << 20);
+  return ReadFileUpTo(path, 1u << 20);
 }
 
 std::string Dirname(std::string_view path) {

@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "base/device_number.h"
+#include "base/fd.h"
 #include "base/paths.h"
 
 namespace rbdcsi {
@@ -32,8 +33,17 @@ absl::Status FsyncDir(const std::string& path);
 // tell). Errors through ErrnoToStatus: NOT_FOUND when it does not exist.
 absl::StatusOr<std::string> ReadWholeFile(const std::string& path);
 
-// ReadWholeFile for what must be small, e.g. a sysfs attribute: INTERNAL past 1 MiB.
+// ReadWholeFile for what must be at most `limit` bytes: OUT_OF_RANGE when it is larger, found
+// before reading anything when `path` is a regular file (so a huge file is never read in).
+absl::StatusOr<std::string> ReadFileUpTo(const std::string& path, size_t limit);
+
+// ReadFileUpTo 1 MiB, for what must be small, e.g. a sysfs attribute.
 absl::StatusOr<std::string> ReadSmallFile(const std::string& path);
+
+// Opens (creating, 0600, never through a symlink) and flock()s `path` exclusively without
+// waiting; the lock lasts as long as the returned descriptor is open. FAILED_PRECONDITION when
+// another open file description holds it.
+absl::StatusOr<UniqueFd> LockFileExclusive(const std::string& path);
 
 // The parent directory of `path` ("/a/b" -> "/a", "b" -> ".").
 std::string Dirname(std::string_view path);

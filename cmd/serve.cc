@@ -3,13 +3,17 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/command.h"
 #include "base/file_util.h"
@@ -124,6 +128,28 @@ VolumesByStep VolumesByStepIn(std::string dir) {
   };
 }
 
+// Locks STATE_DIR/lock for as long as the returned descriptor is open and writes our pid into
+// it. FAILED_PRECONDITION naming the other server's pid when it is taken.
+absl::StatusOr<UniqueFd> LockStateDir(const std::string& state_dir) {
+  const std::string path = state_dir + "/lock";
+  absl::StatusOr<UniqueFd> fd = LockFileExclusive(path);
+  if (absl::IsFailedPrecondition(fd.status())) {
+    std::string pid = ReadFileUpTo(path, 32).value_or("");
+    pid.erase(std::remove_if(pid.begin(), pid.end(), [](char c) { return !isdigit(c); }),
+              pid.end());
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--state-dir ", state_dir, " is in use by another rbdcsi serve",
+        pid.empty() ? "" : absl::StrCat(" (pid ", pid, ")"),
+        "; refusing to start: two servers on one state directory would undo each other's work"));
+  }
+  if (!fd.ok()) return fd.status();
+  const std::string pid = std::to_string(getpid()) + "\n";
+  if (ftruncate(fd->get(), 0) != 0 || pwrite(fd->get(), pid.data(), pid.size(), 0) < 0) {
+    Logger("server")->warn("could not write the pid into {}", path);
+  }
+  return fd;
+}
+
 }  // namespace
 
 int RunServe(ServeFlags flags) {
@@ -142,6 +168,14 @@ int RunServe(ServeFlags flags) {
       return 1;
     }
     chmod(dir.c_str(), 0700);  // records and images are root's alone, also in an existing dir
+  }
+
+  // One server per state directory, for the server's whole life: two would undo each other's
+  // stages and race on the same records.
+  absl::StatusOr<UniqueFd> state_lock = LockStateDir(flags.state_dir);
+  if (!state_lock.ok()) {
+    log->error("{}", state_lock.status().message());
+    return 1;
   }
 
   if (int stale = KeyFile::RemoveStale(flags.key_dir); stale > 0) {
@@ -180,6 +214,9 @@ int RunServe(ServeFlags flags) {
   Metrics& metrics = prometheus ? *prometheus : NullMetrics();
   Runtime rt(flags, metrics, std::move(cluster_config));
   rt.scanner.set_container_namer(namer.get());
+  if (int stale = rt.records.RemoveStaleTemporaries(); stale > 0) {
+    log->warn("removed {} temporary record file(s) an earlier run left", stale);
+  }
   Server server({flags.socket_path, std::chrono::seconds(flags.grace_seconds)});
   server.tracker()->SetObserver(RpcMetricsObserver(metrics));
   IdentityService identity({flags.driver_name, kVersion, flags.state_dir, !flags.no_controller},

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
@@ -26,6 +27,9 @@ namespace {
 constexpr int kFormatVersion = 1;
 constexpr size_t kMaxFileStem = 200;
 constexpr char kSuffix[] = ".json";
+constexpr char kTempInfix[] = ".tmp.";
+
+std::atomic<uint64_t> temp_counter{0};
 
 constexpr std::pair<StageStep, std::string_view> kStepNames[] = {
     {StageStep::kMapping, "mapping"},
@@ -157,9 +161,15 @@ std::string RecordStore::PathFor(std::string_view volume_id) const {
 
 absl::StatusOr<std::optional<VolumeRecord>> RecordStore::Load(std::string_view volume_id) const {
   const std::string path = PathFor(volume_id);
-  absl::StatusOr<std::string> text = ReadWholeFile(path);
+  absl::StatusOr<std::string> text = ReadFileUpTo(path, kMaxRecordBytes);
   if (!text.ok()) {
     if (absl::IsNotFound(text.status())) return std::nullopt;
+    if (absl::IsOutOfRange(text.status())) {
+      return absl::DataLossError(absl::StrCat("volume record ", path, " is larger than ",
+                                              kMaxRecordBytes,
+                                              " bytes, so it is not a record this plugin wrote; "
+                                              "move it aside after checking the node by hand"));
+    }
     return text.status();
   }
   absl::StatusOr<VolumeRecord> record = DecodeRecord(*text);
@@ -177,7 +187,8 @@ absl::StatusOr<std::optional<VolumeRecord>> RecordStore::Load(std::string_view v
 
 absl::Status RecordStore::Save(const VolumeRecord& record) const {
   const std::string path = PathFor(record.volume_id);
-  const std::string tmp = absl::StrCat(path, ".tmp");
+  // Unique per process and call: two writers never share a temporary file.
+  const std::string tmp = absl::StrCat(path, kTempInfix, getpid(), ".", temp_counter.fetch_add(1));
   UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (!fd.valid()) return ErrnoToStatus(errno, absl::StrCat("creating ", tmp));
   absl::Status st = WriteAll(fd.get(), EncodeRecord(record), tmp);
@@ -203,14 +214,29 @@ absl::Status RecordStore::Delete(std::string_view volume_id) const {
   return absl::OkStatus();
 }
 
+int RecordStore::RemoveStaleTemporaries() const {
+  int removed = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.find(kTempInfix) == std::string::npos) continue;
+    if (unlink(entry.path().c_str()) == 0) ++removed;
+  }
+  return removed;
+}
+
 absl::StatusOr<std::vector<VolumeRecord>> RecordStore::List() const {
   std::vector<VolumeRecord> out;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
     const std::string name = entry.path().filename().string();
     if (!absl::EndsWith(name, kSuffix)) continue;
-    absl::StatusOr<std::string> text = ReadWholeFile(entry.path().string());
-    if (!text.ok()) continue;
+    absl::StatusOr<std::string> text = ReadFileUpTo(entry.path().string(), kMaxRecordBytes);
+    if (!text.ok()) {
+      Logger("driver")->warn("skipping volume record {}: {}", entry.path().string(),
+                             text.status().message());
+      continue;
+    }
     absl::StatusOr<VolumeRecord> record = DecodeRecord(*text);
     if (!record.ok()) {
       Logger("driver")->warn("skipping damaged volume record {}: {}", entry.path().string(),

@@ -53,6 +53,9 @@ std::string EncodeRecord(const VolumeRecord& record);
 // INVALID_ARGUMENT (naming the problem) for malformed or incomplete JSON.
 absl::StatusOr<VolumeRecord> DecodeRecord(std::string_view json);
 
+// The largest record file Load and List read; anything larger is not one of ours.
+inline constexpr size_t kMaxRecordBytes = 64 * 1024;
+
 // Records as files in one directory. Thread-safe for different volume ids; callers hold the
 // per-volume lock.
 class RecordStore {
@@ -64,18 +67,24 @@ class RecordStore {
   // result is cut and suffixed with a hash of the whole id.
   static std::string FileNameFor(std::string_view volume_id);
 
-  // nullopt when there is no record. DATA_LOSS when the file exists but cannot be decoded or
-  // belongs to another id (the file is left for an operator to inspect).
+  // nullopt when there is no record. DATA_LOSS when the file exists but cannot be decoded,
+  // belongs to another id, or is larger than kMaxRecordBytes (then it is not read at all); the
+  // file is left for an operator to inspect.
   absl::StatusOr<std::optional<VolumeRecord>> Load(std::string_view volume_id) const;
 
-  // Atomically replaces the record: write to a temporary file, fsync, rename, fsync the
-  // directory. After a crash either the old or the new record is there, never a torn one.
+  // Atomically replaces the record: write to a temporary file whose name is unique to this
+  // process and call, fsync, rename, fsync the directory. After a crash either the old or the
+  // new record is there, never a torn one.
   absl::Status Save(const VolumeRecord& record) const;
 
   // OK when there is no record.
   absl::Status Delete(std::string_view volume_id) const;
 
-  // All decodable records (others are logged and skipped).
+  // Removes temporary files a crashed writer left; returns how many. Only for the one process
+  // that owns the directory (serve holds the state directory's lock), before it saves anything.
+  int RemoveStaleTemporaries() const;
+
+  // All decodable records (others, and files over kMaxRecordBytes, are logged and skipped).
   absl::StatusOr<std::vector<VolumeRecord>> List() const;
 
   const std::string& dir() const { return dir_; }

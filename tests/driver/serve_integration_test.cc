@@ -19,10 +19,13 @@ using ::testing::HasSubstr;
 class ServeTest : public ::testing::Test {
  protected:
   std::string socket() const { return dir_ / "sock/csi.sock"; }
-  std::vector<std::string> ServeArgv(const std::string& extra_flag = "") const {
+  std::vector<std::string> ServeArgv(const std::string& extra_flag = "",
+                                     const std::string& state = "state",
+                                     const std::string& sock = "") const {
     std::vector<std::string> argv = {
-        RBDCSI_BINARY, "serve",       "--endpoint",   "unix://" + socket(), "--nodeid",
-        "node-a",      "--state-dir", dir_ / "state", "--data-dir",         dir_ / "data"};
+        RBDCSI_BINARY, "serve",      "--endpoint",  "unix://" + (sock.empty() ? socket() : sock),
+        "--nodeid",    "node-a",     "--state-dir", dir_ / state,
+        "--data-dir",  dir_ / "data"};
     if (!extra_flag.empty()) argv.push_back(extra_flag);
     return argv;
   }
@@ -103,12 +106,36 @@ TEST_F(ServeTest, ProbeIsNotReadyWhenTheStateDirectoryIsUnusable) {
 TEST_F(ServeTest, SecondServerOnTheSameSocketFailsClearly) {
   ChildProcess first(ServeArgv(), dir_.path());
   ASSERT_TRUE(WaitFor([&] { return Serving(); }, std::chrono::seconds(20))) << first.Stderr();
-  ChildProcess second(ServeArgv(), dir_.path());
+  ChildProcess second(ServeArgv("", "state2"), dir_.path());
   std::optional<int> code = second.Wait(std::chrono::seconds(20));
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 1);
   EXPECT_THAT(second.Stderr(), HasSubstr("another server is already listening on " + socket()));
   EXPECT_TRUE(Serving());  // the first one is unharmed
+}
+
+// Two servers on one state directory would undo each other's stages: the second is refused for
+// as long as the first lives, and a crashed first one does not block a restart.
+TEST_F(ServeTest, SecondServerOnTheSameStateDirectoryIsRefused) {
+  ChildProcess first(ServeArgv(), dir_.path());
+  ASSERT_TRUE(WaitFor([&] { return Serving(); }, std::chrono::seconds(20))) << first.Stderr();
+  const std::string other_socket = dir_ / "sock/other.sock";
+  ChildProcess second(ServeArgv("", "state", other_socket), dir_.path());
+  std::optional<int> code = second.Wait(std::chrono::seconds(20));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 1);
+  EXPECT_THAT(second.Stderr(), HasSubstr("--state-dir " + (dir_ / "state") +
+                                         " is in use by another rbdcsi serve (pid " +
+                                         std::to_string(first.pid()) + ")"));
+  EXPECT_FALSE(std::filesystem::exists(other_socket));
+  EXPECT_TRUE(Serving());
+
+  first.Signal(SIGKILL);
+  first.Wait(std::chrono::seconds(10));
+  ChildProcess restarted(ServeArgv("", "state", other_socket), dir_.path());
+  EXPECT_TRUE(
+      WaitFor([&] { return std::filesystem::exists(other_socket); }, std::chrono::seconds(20)))
+      << restarted.Stderr();
 }
 
 TEST_F(ServeTest, StaleSocketIsReplacedButAnOrdinaryFileIsNot) {
@@ -131,6 +158,22 @@ TEST_F(ServeTest, StaleSocketIsReplacedButAnOrdinaryFileIsNot) {
   EXPECT_EQ(*code, 1);
   EXPECT_THAT(refused.Stderr(), HasSubstr("is not a socket"));
   EXPECT_EQ(ReadFileOrEmpty(socket()), "not a socket");
+}
+
+// gRPC cannot decode a string that is not UTF-8 and used to answer INTERNAL.
+TEST_F(ServeTest, AnUndecodableRequestIsInvalidArgumentAndTheServerServesOn) {
+  ChildProcess server(ServeArgv(), dir_.path());
+  ASSERT_TRUE(WaitFor([&] { return Serving(); }, std::chrono::seconds(20))) << server.Stderr();
+  auto node = csi::v1::Node::NewStub(Connect());
+  csi::v1::NodeUnstageVolumeRequest req;
+  req.set_volume_id("rbd/\xff\xfe");
+  req.set_staging_target_path("/tmp/rbdcsi-none/\xc3");
+  grpc::ClientContext ctx;
+  csi::v1::NodeUnstageVolumeResponse resp;
+  grpc::Status st = node->NodeUnstageVolume(&ctx, req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  EXPECT_THAT(st.error_message(), HasSubstr("not UTF-8"));
+  EXPECT_TRUE(Serving());
 }
 
 TEST_F(ServeTest, BadFlagsExitWithUsageCode) {

@@ -1,7 +1,9 @@
 #include "driver/volume_record.h"
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "gtest/gtest.h"
 #include "tests/support/test_support.h"
@@ -100,14 +102,57 @@ TEST(RecordStoreTest, AnInterruptedWriteLeavesTheOldRecordIntact) {
   VolumeRecord r = Sample();
   ASSERT_THAT(store.Save(r), IsOk());
   // A crash between writing the temporary file and renaming it leaves a torn temp file.
-  std::ofstream(dir.path() + "/pvc-123.json.tmp") << "{\"version\": 1, \"volu";
+  const std::string torn = dir.path() + "/pvc-123.json.tmp.99999.0";
+  std::ofstream(torn) << "{\"version\": 1, \"volu";
   auto loaded = store.Load("pvc-123");
   ASSERT_THAT(loaded, IsOk());
   EXPECT_EQ((*loaded)->step, StageStep::kUnmounted);
   r.step = StageStep::kStaged;
   ASSERT_THAT(store.Save(r), IsOk());
   EXPECT_EQ(store.Load("pvc-123").value()->step, StageStep::kStaged);
-  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/pvc-123.json.tmp"));
+  EXPECT_THAT(store.List(), IsOkAndHolds(::testing::SizeIs(1)));
+  EXPECT_EQ(store.RemoveStaleTemporaries(), 1);
+  EXPECT_FALSE(std::filesystem::exists(torn));
+  EXPECT_TRUE(store.Load("pvc-123").value().has_value());
+}
+
+// Two writers used to share "<record>.tmp": one's rename took the other's half-written file.
+TEST(RecordStoreTest, ConcurrentWritersNeverShareATemporaryFile) {
+  TempDir dir("records");
+  RecordStore a(dir.path()), b(dir.path());
+  std::atomic<int> failures{0};
+  auto writer = [&](RecordStore& store, StageStep step) {
+    VolumeRecord r = Sample();
+    r.step = step;
+    for (int i = 0; i < 300; ++i) {
+      if (!store.Save(r).ok()) ++failures;
+    }
+  };
+  std::thread t1(writer, std::ref(a), StageStep::kMapped);
+  std::thread t2(writer, std::ref(b), StageStep::kStaged);
+  t1.join();
+  t2.join();
+  EXPECT_EQ(failures.load(), 0);
+  auto loaded = a.Load("pvc-123");
+  ASSERT_THAT(loaded, IsOk());
+  ASSERT_TRUE(loaded->has_value());
+  EXPECT_EQ(a.RemoveStaleTemporaries(), 0);
+}
+
+TEST(RecordStoreTest, AnOversizedRecordIsDataLossAndNeverReadIn) {
+  TempDir dir("records");
+  RecordStore store(dir.path());
+  const std::string path = dir.path() + "/pvc-123.json";
+  {
+    std::ofstream f(path);
+    f << EncodeRecord(Sample());
+  }
+  // Sparse: 1 GiB of zeros after the record; read in, it would cost 1 GiB of memory.
+  std::filesystem::resize_file(path, 1ull << 30);
+  EXPECT_THAT(store.Load("pvc-123"),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("larger than 65536 bytes")));
+  EXPECT_THAT(store.List(), IsOkAndHolds(::testing::IsEmpty()));
+  EXPECT_TRUE(std::filesystem::exists(path));
 }
 
 TEST(RecordStoreTest, DamagedOrForeignRecordIsDataLossAndKept) {
