@@ -35,6 +35,8 @@ absl::StatusCode CodeForErrno(int err) {
       return absl::StatusCode::kUnavailable;
     case ENOSPC:
       return absl::StatusCode::kResourceExhausted;
+    case EFBIG:  // larger than the file system holds
+      return absl::StatusCode::kOutOfRange;
     default:
       return absl::StatusCode::kInternal;
   }

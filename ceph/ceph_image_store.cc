@@ -45,6 +45,12 @@ uint64_t RoundUp(uint64_t size) {
   return (size + kImageSectorSize - 1) / kImageSectorSize * kImageSectorSize;
 }
 
+absl::Status CheckSize(uint64_t size) {
+  if (size <= kMaxImageSize) return absl::OkStatus();
+  return absl::OutOfRangeError(
+      absl::StrCat("image size ", size, " bytes is above the largest, ", kMaxImageSize, " bytes"));
+}
+
 }  // namespace
 
 absl::Status CephImageStore::Open(librados::IoCtx& io, const ImageId& id, bool read_only,
@@ -154,6 +160,7 @@ absl::StatusOr<ImageInfo> CephImageStore::Create(const ImageId& id, uint64_t siz
                                                  const CreateOptions& options) {
   RETURN_IF_ERROR(ValidateImageId(id));
   if (size_bytes == 0) return absl::InvalidArgumentError("an image needs a size above 0");
+  RETURN_IF_ERROR(CheckSize(size_bytes));
   ASSIGN_OR_RETURN(const uint64_t features, FeatureBits(options.features));
   ASSIGN_OR_RETURN(PoolHandle p, Pool(id));
   librbd::ImageOptions opts;
@@ -232,6 +239,7 @@ absl::Status CephImageStore::SetQos(const ImageId& id,
 }
 
 absl::Status CephImageStore::Resize(const ImageId& id, uint64_t new_size) {
+  RETURN_IF_ERROR(CheckSize(new_size));
   ASSIGN_OR_RETURN(PoolHandle p, Pool(id));
   librbd::Image image;
   RETURN_IF_ERROR(Open(p.io, id, /*read_only=*/false, false, &image));

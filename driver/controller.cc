@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <limits>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -34,10 +33,10 @@ absl::StatusOr<uint64_t> SizeFor(const csi::v1::CapacityRange& range, uint64_t d
   }
   uint64_t want = required > 0 ? static_cast<uint64_t>(required) : default_size;
   if (limit > 0) want = std::min<uint64_t>(want, static_cast<uint64_t>(limit));
-  constexpr uint64_t kMaxSize = static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) /
-                                kImageSectorSize * kImageSectorSize;
-  if (want > kMaxSize) {
-    return absl::InvalidArgumentError(absl::StrCat("image size ", want, " bytes is too large"));
+  if (want > kMaxImageSize) {
+    return absl::OutOfRangeError(absl::StrCat("capacity_range: ", want,
+                                              " bytes is above the largest volume, ", kMaxImageSize,
+                                              " bytes (1 EiB)"));
   }
   const uint64_t size = (want + kImageSectorSize - 1) / kImageSectorSize * kImageSectorSize;
   if (limit > 0 && size > static_cast<uint64_t>(limit)) {

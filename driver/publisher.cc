@@ -41,6 +41,24 @@ bool IsDeviceNodeOf(HostEnv& env, const std::string& path, const MappedDevice& d
 
 }  // namespace
 
+absl::Status Publisher::CheckVolumePath(const VolumeRecord& record, const std::string& path,
+                                        const FileInfo& info) {
+  const std::string canonical = CanonicalPath(path);
+  if (canonical == record.staging_path) return absl::OkStatus();
+  const MappedDevice& d = record.device;
+  if (info.type == FileType::kBlockDevice && info.rdev.major == d.major &&
+      info.rdev.minor == d.minor) {
+    return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(std::vector<MountInfo> table, deps_.mounter->List());
+  const std::vector<MountInfo> at = MountsAt(table, canonical);
+  if (!at.empty() && at.back().major == d.major && at.back().minor == d.minor) {
+    return absl::OkStatus();
+  }
+  return absl::NotFoundError(
+      absl::StrCat("volume ", record.volume_id, " is neither staged nor published at ", path));
+}
+
 absl::Status Publisher::Publish(const csi::v1::NodePublishVolumeRequest& req) {
   RETURN_IF_ERROR(ValidateVolumeId(req.volume_id()));
   RETURN_IF_ERROR(ValidatePath(req.staging_target_path(), "staging_target_path"));
@@ -111,6 +129,8 @@ absl::Status Publisher::GetVolumeStats(const csi::v1::NodeGetVolumeStatsRequest&
   RETURN_IF_ERROR(RequireNonEmpty(req.volume_path(), "volume_path"));
   ASSIGN_OR_RETURN(VolumeRecord record, StagedRecord(*deps_.records, req.volume_id()));
   ASSIGN_OR_RETURN(FileInfo info, StatPath(*deps_.env, req.volume_path()));
+  // Never report another file system's usage (say the host's root) as this volume's.
+  RETURN_IF_ERROR(CheckVolumePath(record, req.volume_path(), info));
 
   if (info.type == FileType::kBlockDevice) {
     ASSIGN_OR_RETURN(uint64_t size, deps_.env->BlockDeviceSize(req.volume_path()));
@@ -146,7 +166,8 @@ absl::Status Publisher::Expand(const csi::v1::NodeExpandVolumeRequest& req,
   RETURN_IF_ERROR(deps_.locks->TryLock(req.volume_id()));
   VolumeLockGuard guard(deps_.locks, req.volume_id());
   ASSIGN_OR_RETURN(VolumeRecord record, StagedRecord(*deps_.records, req.volume_id()));
-  RETURN_IF_ERROR(StatPath(*deps_.env, req.volume_path()).status());
+  ASSIGN_OR_RETURN(FileInfo info, StatPath(*deps_.env, req.volume_path()));
+  RETURN_IF_ERROR(CheckVolumePath(record, req.volume_path(), info));
   if (absl::Status live = finder_.CheckStillStaged(record); !live.ok()) {
     return absl::FailedPreconditionError(
         absl::StrCat(live.message(), "; NodeStageVolume must stage it again first"));

@@ -23,7 +23,8 @@ class Publisher {
   absl::Status Unpublish(const csi::v1::NodeUnpublishVolumeRequest& req);
 
   // Usage of the volume path, and the volume condition (abnormal when the staging mount or the
-  // mapping is gone). NOT_FOUND when the volume is not staged or the path does not exist.
+  // mapping is gone). NOT_FOUND when the volume is not staged, the path does not exist or is
+  // neither its staging path nor one of its publishes (a mount of its device, or its device).
   absl::Status GetVolumeStats(const csi::v1::NodeGetVolumeStatsRequest& req,
                               csi::v1::NodeGetVolumeStatsResponse* resp);
 
@@ -33,6 +34,11 @@ class Publisher {
                       csi::v1::NodeExpandVolumeResponse* resp);
 
  private:
+  // OK when `path` (which exists: `info`) is the volume's staging path, its device node or a
+  // mount of its device; NOT_FOUND otherwise.
+  absl::Status CheckVolumePath(const VolumeRecord& record, const std::string& path,
+                               const FileInfo& info);
+
   const NodeDeps& deps_;
   const VolumeFinder& finder_;
 };

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/file_util.h"
 #include "base/logging.h"
 #include "base/status.h"
 #include "driver/mount_stack.h"
@@ -15,6 +16,20 @@ namespace {
 const auto& Log() {
   static const auto logger = Logger("node");
   return logger;
+}
+
+// The CO makes the staging directory (CSI: it "SHALL be responsible for creating the directory
+// if it does not exist"); rbdcsi makes at most its last component. A missing parent is the
+// caller's mistake, INVALID_ARGUMENT: never NOT_FOUND, which a CO reads as "no such volume".
+absl::Status CheckStagingParent(HostEnv& env, const std::string& path) {
+  if (!absl::IsNotFound(env.Stat(path).status())) return absl::OkStatus();
+  const std::string parent = Dirname(CanonicalPath(path));
+  absl::StatusOr<FileInfo> info = env.Stat(parent);
+  if (absl::IsNotFound(info.status()) || (info.ok() && info->type != FileType::kDirectory)) {
+    return absl::InvalidArgumentError(absl::StrCat("staging_target_path ", path, ": its parent ",
+                                                   parent, " is not a directory that exists"));
+  }
+  return absl::OkStatus();
 }
 
 std::string MountOptions(const VolumeRecord& r) {
@@ -127,6 +142,7 @@ absl::Status VolumeStager::Stage(const csi::v1::NodeStageVolumeRequest& req) {
   if (!req.has_volume_capability()) {
     return absl::InvalidArgumentError("volume_capability is required");
   }
+  RETURN_IF_ERROR(CheckStagingParent(*deps_.env, req.staging_target_path()));
   MapOptions map_options;
   ASSIGN_OR_RETURN(VolumeRecord want, RecordFromRequest(req, &map_options));
   RETURN_IF_ERROR(deps_.locks->TryLock(req.volume_id()));
@@ -254,6 +270,10 @@ absl::Status VolumeStager::MountStaged(const VolumeRecord& record) {
   }
   if (absl::IsNotFound(deps_.env->Stat(record.staging_path).status())) {
     absl::Status made = deps_.env->MakeDir(record.staging_path, 0750);
+    if (absl::IsNotFound(made)) {  // the parent went away since the request was checked
+      return absl::InvalidArgumentError(
+          absl::StrCat("creating the staging path: ", made.message()));
+    }
     if (!made.ok() && !absl::IsAlreadyExists(made)) {
       return Annotate(made, "creating the staging path");
     }

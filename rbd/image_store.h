@@ -21,6 +21,10 @@ namespace rbdcsi {
 
 // Every store's image sizes are whole multiples of this (the block layer's smallest sector).
 inline constexpr uint64_t kImageSectorSize = 512;
+// The largest volume rbdcsi provisions, on every backend: 1 EiB (2^60 bytes), the largest ext4
+// file system (2^48 blocks of 4 KiB), far from where a size rounded up to whole sectors or
+// objects stops fitting CSI's int64 fields. Larger sizes are OUT_OF_RANGE.
+inline constexpr uint64_t kMaxImageSize = uint64_t{1} << 60;
 
 struct CreateOptions {
   std::vector<std::string> features;  // e.g. "layering"; a store may ignore what it lacks
@@ -59,7 +63,7 @@ class ImageStore {
 
   // Creates an image of `size_bytes` rounded up to kImageSectorSize. ALREADY_EXISTS when the
   // image exists (whatever its size), INVALID_ARGUMENT for an invalid id or a size of 0,
-  // OUT_OF_RANGE when the size is larger than the store can hold.
+  // OUT_OF_RANGE when the size is larger than the store can hold (at most kMaxImageSize).
   virtual absl::StatusOr<ImageInfo> Create(const ImageId& id, uint64_t size_bytes,
                                            const CreateOptions& options) = 0;
 
@@ -70,7 +74,7 @@ class ImageStore {
   virtual absl::Status Delete(const ImageId& id) = 0;
 
   // Grows the image to `new_size` rounded up; the current size is OK. INVALID_ARGUMENT when it
-  // would shrink, NOT_FOUND when the image does not exist.
+  // would shrink, NOT_FOUND when the image does not exist, OUT_OF_RANGE above kMaxImageSize.
   virtual absl::Status Resize(const ImageId& id, uint64_t new_size) = 0;
 
   // NOT_FOUND when the image does not exist.

@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <limits>
 #include <memory>
 #include <utility>
 
@@ -104,10 +103,9 @@ std::optional<ImageSpec> LoopImageStore::SpecOfPath(std::string_view images_dir,
 }
 
 absl::StatusOr<uint64_t> LoopImageStore::RoundSize(uint64_t size) {
-  constexpr uint64_t kMax =
-      static_cast<uint64_t>(std::numeric_limits<off_t>::max()) / kSectorSize * kSectorSize;
-  if (size > kMax) {
-    return absl::InvalidArgumentError(absl::StrCat("image size ", size, " bytes is too large"));
+  if (size > kMaxImageSize) {
+    return absl::OutOfRangeError(absl::StrCat("image size ", size, " bytes is above the largest, ",
+                                              kMaxImageSize, " bytes"));
   }
   return (size + kSectorSize - 1) / kSectorSize * kSectorSize;
 }

@@ -1,5 +1,7 @@
 #include "driver/controller.h"
 
+#include <limits>
+
 #include "gtest/gtest.h"
 #include "rbd/loop_images.h"
 #include "tests/driver/fakes.h"
@@ -133,6 +135,36 @@ TEST_F(ControllerOpsTest, ExpandGrowsTheImageAndAsksForNodeExpansion) {
   EXPECT_EQ(*images_.Size({"rbd", "pvc-a"}), 4u << 20);
   req.set_volume_id("rbd/missing");
   EXPECT_THAT(ops_.ExpandVolume(req, &resp), StatusIs(absl::StatusCode::kNotFound, ::testing::_));
+}
+
+// Issue 8: sizes at the int64 edge were INVALID_ARGUMENT or INTERNAL; CSI says OUT_OF_RANGE.
+// The bound is the controller's, so it holds for every backend.
+TEST_F(ControllerOpsTest, CapacityBeyondTheLargestVolumeIsOutOfRange) {
+  const int64_t kMax = std::numeric_limits<int64_t>::max();
+  for (int64_t huge :
+       {kMax, kMax - 511, int64_t{1} << 62, static_cast<int64_t>(kMaxImageSize) + 1}) {
+    SCOPED_TRACE(huge);
+    csi::v1::CreateVolumeResponse resp;
+    EXPECT_THAT(ops_.CreateVolume(Create("pvc-huge", huge), &resp),
+                StatusIs(absl::StatusCode::kOutOfRange, HasSubstr("largest volume")));
+    EXPECT_THAT(ops_.CreateVolume(Create("pvc-huge", 0, huge), &resp), IsOk());  // a limit only
+    csi::v1::DeleteVolumeRequest del;
+    del.set_volume_id(resp.volume().volume_id());
+    ASSERT_THAT(ops_.DeleteVolume(del), IsOk());
+  }
+  EXPECT_THAT(images_.List(), IsOkAndHolds(::testing::IsEmpty()));
+
+  csi::v1::CreateVolumeResponse created;
+  ASSERT_THAT(ops_.CreateVolume(Create("pvc-a", 1 << 20), &created), IsOk());
+  csi::v1::ControllerExpandVolumeRequest req;
+  req.set_volume_id("rbd/pvc-a");
+  for (int64_t huge : {kMax, kMax - 511}) {
+    req.mutable_capacity_range()->set_required_bytes(huge);
+    csi::v1::ControllerExpandVolumeResponse resp;
+    EXPECT_THAT(ops_.ExpandVolume(req, &resp),
+                StatusIs(absl::StatusCode::kOutOfRange, HasSubstr("largest volume")));
+  }
+  EXPECT_EQ(*images_.Size({"rbd", "pvc-a"}), 1u << 20);
 }
 
 TEST_F(ControllerOpsTest, ValidateConfirmsSupportedCapabilitiesOnly) {

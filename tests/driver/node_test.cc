@@ -3,6 +3,7 @@
 #include "driver/node.h"
 
 #include <filesystem>
+#include <fstream>
 
 #include "gtest/gtest.h"
 #include "tests/driver/node_fixture.h"
@@ -350,6 +351,62 @@ TEST_F(NodeOpsTest, VolumeConditionTurnsAbnormalWhenTheMountOrDeviceGoes) {
   req.set_volume_path("some/path");
   EXPECT_THAT(ops_->GetVolumeStats(req, &unmapped),
               StatusIs(absl::StatusCode::kNotFound, ::testing::_));
+}
+
+// Issue 8: a staging path whose parent is missing was NOT_FOUND (to a CO: "no such volume"),
+// after the image had been mapped and formatted. The CO makes that directory: INVALID_ARGUMENT,
+// before anything happens.
+TEST_F(NodeOpsTest, StagingPathWithAMissingParentIsInvalidArgumentBeforeAnyEffect) {
+  for (const std::string& path : {dir_ / "missing/staging", dir_ / "missing/deeper/staging"}) {
+    auto req = StageRequest();
+    req.set_staging_target_path(path);
+    EXPECT_THAT(ops_->Stage(req), StatusIs(absl::StatusCode::kInvalidArgument,
+                                           HasSubstr("is not a directory that exists")));
+  }
+  { std::ofstream(dir_ / "file") << "x"; }
+  auto req = StageRequest();
+  req.set_staging_target_path(dir_ / "file/staging");
+  EXPECT_THAT(ops_->Stage(req), StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
+  EXPECT_THAT(log_, IsEmpty());
+  EXPECT_FALSE(HasRecord());
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "missing"));
+  // Only the last component is made when missing.
+  req.set_staging_target_path(dir_ / "made-here");
+  EXPECT_THAT(ops_->Stage(req), IsOk());
+}
+
+// Issue 8: NodeGetVolumeStats answered with the usage of whatever file system holds the path
+// ("/": the host's root). Only the volume's staging path and publishes are the volume.
+TEST_F(NodeOpsTest, StatsOfAPathThatIsNotTheVolumesIsNotFound) {
+  ASSERT_THAT(ops_->Stage(StageRequest()), IsOk());
+  csi::v1::NodePublishVolumeRequest pub;
+  pub.set_volume_id("rbd/img1");
+  pub.set_staging_target_path(staging());
+  pub.set_target_path(dir_ / "pods/p1/mount");
+  *pub.mutable_volume_capability() = StageRequest().volume_capability();
+  ASSERT_THAT(ops_->Publish(pub), IsOk());
+  csi::v1::NodeGetVolumeStatsRequest req;
+  req.set_volume_id("rbd/img1");
+  csi::v1::NodeGetVolumeStatsResponse resp;
+  for (const std::string& path : {staging(), pub.target_path(), staging() + "/"}) {
+    req.set_volume_path(path);
+    EXPECT_THAT(ops_->GetVolumeStats(req, &resp), IsOk()) << path;
+  }
+  std::filesystem::create_directories(dir_ / "pods/p2/mount");
+  for (const std::string& path :
+       {std::string("/"), dir_.path(), dir_ / "pods/p2/mount", std::string("/proc")}) {
+    req.set_volume_path(path);
+    resp.Clear();
+    EXPECT_THAT(ops_->GetVolumeStats(req, &resp),
+                StatusIs(absl::StatusCode::kNotFound, HasSubstr("neither staged nor published")))
+        << path;
+    EXPECT_EQ(resp.usage_size(), 0);
+  }
+  csi::v1::NodeExpandVolumeRequest expand;
+  expand.set_volume_id("rbd/img1");
+  expand.set_volume_path("/");
+  csi::v1::NodeExpandVolumeResponse expanded;
+  EXPECT_THAT(ops_->Expand(expand, &expanded), StatusIs(absl::StatusCode::kNotFound, ::testing::_));
 }
 
 TEST_F(NodeOpsTest, PublishRefusesWhenTheStagingMountIsGone) {

@@ -75,8 +75,14 @@ TEST_F(LoopImageStoreTest, CreateRejectsBadArguments) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("pool")));
   EXPECT_THAT(store_.Create({"pool", "a/b"}, 512),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("image")));
-  EXPECT_THAT(store_.Create({"pool", "img"}, ~uint64_t{0}),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("too large")));
+  for (uint64_t huge :
+       {~uint64_t{0}, (uint64_t{1} << 63) - 1, (uint64_t{1} << 63) - 512, kMaxImageSize + 1}) {
+    EXPECT_THAT(store_.Create({"pool", "img"}, huge),
+                StatusIs(absl::StatusCode::kOutOfRange, HasSubstr("largest")));
+  }
+  ASSERT_THAT(store_.Create({"pool", "img"}, 512), IsOk());
+  EXPECT_THAT(store_.Resize({"pool", "img"}, (uint64_t{1} << 63) - 512),
+              StatusIs(absl::StatusCode::kOutOfRange, HasSubstr("largest")));
 }
 
 TEST_F(LoopImageStoreTest, ResizeGrowsOnly) {
