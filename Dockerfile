@@ -6,7 +6,7 @@
 FROM debian:12 AS build
 WORKDIR /src
 COPY scripts/install-deps.sh scripts/
-RUN apt-get update && scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && scripts/install-deps.sh --build-only && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
  && cmake --build build -j"$(nproc)" --target rbdcsi \

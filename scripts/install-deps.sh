@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what rbdcsi needs to build, run and test, from Debian 12 packages.
 # Idempotent, and a fast no-op when everything is already installed.
+# --build-only: only what compiling the plugin needs (the image's build stage).
 set -euo pipefail
 
-packages=(
-  # build
+build_packages=(
   cmake g++ make pkg-config
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
   libabsl-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
@@ -15,6 +15,9 @@ packages=(
   prometheus-cpp-dev
   # the Ceph client libraries of the controller's Ceph backend
   librados-dev libradospp-dev librbd-dev
+)
+packages=(
+  "${build_packages[@]}"
   # run: filesystems, mounts, loop devices, holder tooling
   util-linux mount e2fsprogs xfsprogs kmod procps
   # the live test cluster (tests/ceph) and the fuse mapper
@@ -29,6 +32,13 @@ packages=(
   dpkg-dev xz-utils golang-go golang-github-modern-go-reflect2-dev etcd-server containerd runc
   containernetworking-plugins iptables openssl curl
 )
+
+if [[ "${1:-}" == --build-only ]]; then
+  packages=("${build_packages[@]}")
+elif (($# > 0)); then
+  echo "usage: install-deps.sh [--build-only]" >&2
+  exit 2
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -173,13 +173,19 @@ class ManifestsTest(unittest.TestCase):
         spec = self.pod("DaemonSet", "rbdcsi-node")
         propagating = [(c["name"], m) for c in spec["containers"]
                        for m in c.get("volumeMounts", []) if "mountPropagation" in m]
-        self.assertEqual(len(propagating), 1, propagating)
-        name, mount = propagating[0]
+        bidirectional = [(n, m) for n, m in propagating if m["mountPropagation"] == "Bidirectional"]
+        self.assertEqual(len(bidirectional), 1, bidirectional)
+        name, mount = bidirectional[0]
         self.assertEqual(name, "rbdcsi")
-        self.assertEqual(mount["mountPropagation"], "Bidirectional")
         self.assertEqual(mount["mountPath"], KUBELET_DIR)
         c, _ = self.plugin_args(spec)
         self.assertEqual(host_path_of(spec, c, KUBELET_DIR), KUBELET_DIR)
+        # Any other host directory that propagates only follows the host (never a private copy
+        # kept alive here, never a mount sent back).
+        for n, m in propagating:
+            if m is not mount:
+                self.assertEqual(m["mountPropagation"], "HostToContainer", (n, m))
+                self.assertTrue(m.get("readOnly"), (n, m))
 
     def test_state_and_keys_live_where_they_must(self):
         spec = self.pod("DaemonSet", "rbdcsi-node")
@@ -195,17 +201,27 @@ class ManifestsTest(unittest.TestCase):
         spec = self.pod("DaemonSet", "rbdcsi-node")
         c, args = self.plugin_args(spec)
         socket = re.sub(r"^unix://", "", args["--endpoint"])
-        socket_vol, _ = volume_for(spec, c, socket)
         host_socket = host_path_of(spec, c, socket)
         self.assertEqual(host_socket, f"{KUBELET_DIR}/plugins/{self.driver}/csi.sock")
+        # The plugin registers itself: its registration socket lands in the kubelet's
+        # plugins_registry and names the CSI socket as the kubelet (on the host) sees it.
+        self.assertEqual(host_path_of(spec, c, args["--registration-dir"]),
+                         f"{KUBELET_DIR}/plugins_registry")
+        self.assertEqual(args["--kubelet-registration-path"], host_socket)
+        # A registrar sidecar as well would fight over the same <driver>-reg.sock.
+        names = {x["name"] for x in spec["containers"]}
+        self.assertNotIn("node-driver-registrar", names)
+        self.assertEqual(names, {"rbdcsi", "liveness-probe"})
 
-        reg = container(spec, "node-driver-registrar")
-        reg_args = flag_values(reg["args"])
-        self.assertEqual(reg_args["--kubelet-registration-path"], host_socket)
-        self.assertEqual(volume_for(spec, reg, reg_args["--csi-address"])[0], socket_vol)
-        self.assertEqual(host_path_of(spec, reg, reg_args["--csi-address"]), host_socket)
-        reg_dir = reg_args.get("--plugin-registration-path") or "/registration"
-        self.assertEqual(host_path_of(spec, reg, reg_dir), f"{KUBELET_DIR}/plugins_registry")
+    def test_cri_endpoint_is_the_hosts_runtime(self):
+        spec = self.pod("DaemonSet", "rbdcsi-node")
+        c, args = self.plugin_args(spec)
+        cri = re.sub(r"^unix://", "", args["--cri-endpoint"])
+        vol, mount = volume_for(spec, c, cri)
+        self.assertEqual(host_path_of(spec, c, cri), cri)
+        self.assertNotEqual(mount["mountPath"], cri, "a socket file mount goes stale when the "
+                            "runtime restarts: mount its directory")
+        self.assertEqual(mount.get("mountPropagation"), "HostToContainer")
 
     def check_probe(self, spec):
         c, args = self.plugin_args(spec)
@@ -226,9 +242,6 @@ class ManifestsTest(unittest.TestCase):
     def test_probe_ports_agree(self):
         self.check_probe(self.pod("DaemonSet", "rbdcsi-node"))
         self.check_probe(self.pod("Deployment", "rbdcsi-controller"))
-        reg = container(self.pod("DaemonSet", "rbdcsi-node"), "node-driver-registrar")
-        self.assertEqual(port_number(reg, reg["livenessProbe"]["httpGet"]["port"]),
-                         http_port(flag_values(reg["args"])["--http-endpoint"]))
 
     def test_controller_sidecars_elect_a_leader_on_the_plugin_socket(self):
         spec = self.pod("Deployment", "rbdcsi-controller")
