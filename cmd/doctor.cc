@@ -240,4 +240,37 @@ absl::StatusOr<DoctorReport> RunDoctorChecks(const DoctorInputs& inputs, ProcFs&
   return report;
 }
 
+void NameHazardPods(const ContainerNameSource& ask, DoctorReport& report) {
+  std::map<std::string, absl::StatusOr<ContainerNames>> asked;
+  absl::Status runtime_error;  // once set, the runtime is not asked again
+  int unnamed = 0;
+  for (Hazard& h : report.hazards) {
+    const std::string& id = h.container.container_id;
+    if (id.empty()) continue;
+    auto it = asked.find(id);
+    if (it == asked.end()) {
+      absl::StatusOr<ContainerNames> names =
+          runtime_error.ok() ? ask(id) : absl::StatusOr<ContainerNames>(runtime_error);
+      if (!names.ok() && names.status().code() != absl::StatusCode::kNotFound) {
+        runtime_error = names.status();
+      }
+      it = asked.emplace(id, std::move(names)).first;
+    }
+    if (!it->second.ok()) {
+      ++unnamed;
+      continue;
+    }
+    h.container.pod_namespace = it->second->pod_namespace;
+    h.container.pod_name = it->second->pod_name;
+    h.container.container_name = it->second->container_name;
+  }
+  if (unnamed == 0) return;
+  std::string why;
+  for (const auto& [id, names] : asked) {
+    if (!names.ok()) why = std::string(names.status().message());
+    if (!names.ok() && names.status().code() != absl::StatusCode::kNotFound) break;
+  }
+  report.notes.push_back(absl::StrCat(unnamed, " hazard(s) name their pod by uid only: ", why));
+}
+
 }  // namespace rbdcsi

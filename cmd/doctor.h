@@ -7,6 +7,7 @@
 #ifndef RBDCSI_CMD_DOCTOR_H_
 #define RBDCSI_CMD_DOCTOR_H_
 
+#include <functional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/status/statusor.h"
 #include "base/device_number.h"
+#include "driver/cri_namer.h"
 #include "mounter/cgroup.h"
 #include "mounter/holders.h"
 #include "mounter/procfs.h"
@@ -83,6 +85,17 @@ struct DoctorReport {
 // (e.g. no kubelet directory) adds a note instead.
 absl::StatusOr<DoctorReport> RunDoctorChecks(const DoctorInputs& inputs, ProcFs& procfs);
 
+// A container's Kubernetes names by container id: QueryContainerNames on the runtime's CRI
+// socket in production. NOT_FOUND: the runtime does not know it as a pod's container.
+using ContainerNameSource =
+    std::function<absl::StatusOr<ContainerNames>(const std::string& container_id)>;
+
+// Names the pods (namespace/name) and containers of the hazards' processes through `ask`, once
+// per container. A process the runtime does not name keeps only its pod uid, and the report gets
+// a note saying so and why; after the runtime fails (anything but NOT_FOUND) it is not asked
+// again.
+void NameHazardPods(const ContainerNameSource& ask, DoctorReport& report);
+
 std::string FormatDoctorTable(const DoctorReport& report);
 nlohmann::json DoctorToJson(const DoctorReport& report);
 
@@ -91,6 +104,7 @@ struct DoctorFlags {
   std::string state_dir = "/var/lib/rbdcsi/state";
   std::string data_dir = "/var/lib/rbdcsi/data";
   std::string rbd_program = "rbd";
+  std::string cri_endpoint = "unix:///run/containerd/containerd.sock";  // "": pods by uid only
   bool json = false;
 };
 

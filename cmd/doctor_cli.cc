@@ -1,6 +1,8 @@
 // `rbdcsi doctor`: gathering its inputs from the records and the mappers, and its output.
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -8,11 +10,15 @@
 #include "base/status.h"
 #include "cmd/doctor.h"
 #include "cmd/mappers.h"
+#include "driver/cri_namer.h"
+#include "driver/endpoint.h"
 #include "driver/volume_record.h"
 
 namespace rbdcsi {
 namespace {
 
+// "pid 4242 (node_exporter) pod monitoring/node-exporter-x7k2p container node-exporter
+// (3f2a9c0d1e2f)", or with the pod uid when the runtime did not name it.
 std::string Owner(const Hazard& h) {
   if (h.pid == 0) {
     return h.mount_namespace == 0
@@ -21,11 +27,29 @@ std::string Owner(const Hazard& h) {
                               h.pinned_at.empty() ? "" : ", pinned at " + h.pinned_at);
   }
   std::string who = absl::StrCat("pid ", h.pid, " (", h.comm, ")");
-  if (!h.container.container_id.empty()) {
-    absl::StrAppend(&who, " container ", h.container.container_id.substr(0, 12));
+  const ContainerIdentity& c = h.container;
+  const std::string short_id = c.container_id.substr(0, 12);
+  if (!c.pod_name.empty()) {
+    absl::StrAppend(&who, " pod ", c.pod_namespace, "/", c.pod_name, " container ",
+                    c.container_name, " (", short_id, ")");
+    return who;
   }
-  if (!h.container.pod_uid.empty()) absl::StrAppend(&who, " pod ", h.container.pod_uid);
+  if (!c.container_id.empty()) absl::StrAppend(&who, " container ", short_id);
+  if (!c.pod_uid.empty()) absl::StrAppend(&who, " pod uid ", c.pod_uid, " (name unknown)");
   return who;
+}
+
+// Asks the runtime at `endpoint` (unix://...) for containers' names.
+absl::StatusOr<ContainerNameSource> CriNameSource(const std::string& endpoint) {
+  ASSIGN_OR_RETURN(const std::string socket, ParseUnixEndpoint(endpoint));
+  std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials());
+  return ContainerNameSource([channel, endpoint](const std::string& id) {
+    absl::StatusOr<ContainerNames> names =
+        QueryContainerNames(channel, id, std::chrono::seconds(2));
+    if (names.ok() || names.status().code() == absl::StatusCode::kNotFound) return names;
+    return absl::StatusOr<ContainerNames>(Annotate(names.status(), endpoint));
+  });
 }
 
 }  // namespace
@@ -64,6 +88,9 @@ nlohmann::json DoctorToJson(const DoctorReport& report) {
       j["cmdline"] = h.cmdline;
       j["container_id"] = h.container.container_id;
       j["pod_uid"] = h.container.pod_uid;
+      j["pod_namespace"] = h.container.pod_namespace;
+      j["pod_name"] = h.container.pod_name;
+      j["container_name"] = h.container.container_name;
       if (!h.pinned_at.empty()) j["pinned_at"] = h.pinned_at;
     } else if (!h.mount_point.empty()) {
       j["mount_point"] = h.mount_point;
@@ -87,10 +114,23 @@ void AddDoctorFlags(CLI::App& app, DoctorFlags& flags) {
       ->capture_default_str();
   app.add_option("--rbd-program", flags.rbd_program, "The rbd CLI (krbd mapper)")
       ->capture_default_str();
+  app.add_option("--cri-endpoint", flags.cri_endpoint,
+                 "The container runtime's CRI socket, to name holders' pods (namespace/name); "
+                 "empty: by pod uid only")
+      ->capture_default_str();
   app.add_flag("--json", flags.json, "Print JSON instead of a table");
 }
 
 int RunDoctor(const DoctorFlags& flags) {
+  std::optional<ContainerNameSource> ask;
+  if (!flags.cri_endpoint.empty()) {
+    absl::StatusOr<ContainerNameSource> source = CriNameSource(flags.cri_endpoint);
+    if (!source.ok()) {
+      std::cerr << "rbdcsi doctor: --cri-endpoint: " << source.status().message() << "\n";
+      return 2;
+    }
+    ask = *std::move(source);
+  }
   DoctorInputs inputs;
   inputs.kubelet_dir = flags.kubelet_dir;
   RecordStore records(flags.state_dir + "/volumes");
@@ -143,6 +183,12 @@ int RunDoctor(const DoctorFlags& flags) {
   if (!report.ok()) {
     std::cerr << "rbdcsi doctor: " << report.status().message() << "\n";
     return 2;
+  }
+  if (ask.has_value()) {
+    NameHazardPods(*ask, *report);
+  } else if (std::any_of(report->hazards.begin(), report->hazards.end(),
+                         [](const Hazard& h) { return !h.container.container_id.empty(); })) {
+    notes.push_back("no --cri-endpoint: pods are named by uid only");
   }
   report->notes.insert(report->notes.begin(), notes.begin(), notes.end());
   if (flags.json) {

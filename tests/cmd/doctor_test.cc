@@ -11,6 +11,7 @@ namespace rbdcsi {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr char kContainer[] = "3f2a9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b";
 
@@ -96,7 +97,7 @@ TEST_F(DoctorChecksTest, NamesThePrivatePodAndNotTheSlaveOne) {
 
   const std::string table = FormatDoctorTable(*report);
   EXPECT_THAT(table, HasSubstr("private-kubelet-dir-copy"));
-  EXPECT_THAT(table, HasSubstr("pod 7c1e2f3a-1b2c-4d5e-8f90-0123456789ab"));
+  EXPECT_THAT(table, HasSubstr("pod uid 7c1e2f3a-1b2c-4d5e-8f90-0123456789ab (name unknown)"));
   EXPECT_THAT(table, HasSubstr("2 hazard(s)"));
   const nlohmann::json json = DoctorToJson(*report);
   EXPECT_EQ(json["hazards"].size(), 2u);
@@ -145,6 +146,77 @@ TEST_F(DoctorChecksTest, NoKubeletDirIsANoteNotAHazard) {
   EXPECT_TRUE(report->hazards.empty()) << FormatDoctorTable(*report);
   ASSERT_EQ(report->notes.size(), 1u);
   EXPECT_THAT(FormatDoctorTable(*report), HasSubstr("no hazards found"));
+}
+
+TEST_F(DoctorChecksTest, TheRuntimeNamesThePodOncePerContainer) {
+  absl::StatusOr<DoctorReport> report = RunDoctorChecks(inputs_, procfs_);
+  ASSERT_THAT(report, IsOk());
+  std::vector<std::string> asked;
+  NameHazardPods(
+      [&asked](const std::string& id) -> absl::StatusOr<ContainerNames> {
+        asked.push_back(id);
+        return ContainerNames{"monitoring", "node-exporter-x7k2p", "node-exporter"};
+      },
+      *report);
+  EXPECT_EQ(asked, std::vector<std::string>{kContainer});  // two hazards, one container
+  ASSERT_EQ(report->hazards.size(), 2u);
+  for (const Hazard& h : report->hazards) {
+    EXPECT_EQ(h.container.pod_namespace, "monitoring");
+    EXPECT_EQ(h.container.pod_name, "node-exporter-x7k2p");
+    EXPECT_EQ(h.container.container_name, "node-exporter");
+  }
+  EXPECT_TRUE(report->notes.empty());
+  const std::string table = FormatDoctorTable(*report);
+  EXPECT_THAT(table, HasSubstr("pid 4242 (node_exporter) pod monitoring/node-exporter-x7k2p "
+                               "container node-exporter (3f2a9c0d1e2f)"));
+  EXPECT_THAT(table, Not(HasSubstr("name unknown")));
+  const nlohmann::json json = DoctorToJson(*report);
+  EXPECT_EQ(json["hazards"][0]["pod_namespace"], "monitoring");
+  EXPECT_EQ(json["hazards"][0]["pod_name"], "node-exporter-x7k2p");
+  EXPECT_EQ(json["hazards"][0]["container_name"], "node-exporter");
+  EXPECT_EQ(json["hazards"][0]["pod_uid"], "7c1e2f3a-1b2c-4d5e-8f90-0123456789ab");
+}
+
+TEST_F(DoctorChecksTest, AnUnreachableRuntimeFallsBackToThePodUidAndSaysWhy) {
+  // A second container in a pod of its own, with its own private copy of the kubelet dir.
+  FakeProcFs::Process& other = procfs_.Add(6161, 4000);
+  other.comm = "backup";
+  other.cgroup = std::string("0::/kubepods/besteffort/pod0a1b2c3d-0000-4000-8000-000000000001/") +
+                 std::string(64, 'e') + "\n";
+  procfs_.mountinfo[4000] = kPrivatePod;
+  absl::StatusOr<DoctorReport> report = RunDoctorChecks(inputs_, procfs_);
+  ASSERT_THAT(report, IsOk());
+  ASSERT_EQ(report->hazards.size(), 4u) << FormatDoctorTable(*report);
+  int calls = 0;
+  NameHazardPods(
+      [&calls](const std::string&) -> absl::StatusOr<ContainerNames> {
+        ++calls;
+        return absl::UnavailableError("unix:///run/containerd/containerd.sock: connect failed");
+      },
+      *report);
+  EXPECT_EQ(calls, 1) << "a runtime that failed is not asked again";
+  for (const Hazard& h : report->hazards) EXPECT_EQ(h.container.pod_name, "");
+  ASSERT_EQ(report->notes.size(), 1u);
+  EXPECT_THAT(report->notes[0], HasSubstr("4 hazard(s) name their pod by uid only: "
+                                          "unix:///run/containerd/containerd.sock: connect "
+                                          "failed"));
+  const std::string table = FormatDoctorTable(*report);
+  EXPECT_THAT(table, HasSubstr("pod uid 0a1b2c3d-0000-4000-8000-000000000001 (name unknown)"));
+  EXPECT_THAT(table, HasSubstr("note: 4 hazard(s) name their pod by uid only"));
+}
+
+TEST_F(DoctorChecksTest, AContainerTheRuntimeDoesNotKnowKeepsItsUid) {
+  absl::StatusOr<DoctorReport> report = RunDoctorChecks(inputs_, procfs_);
+  ASSERT_THAT(report, IsOk());
+  NameHazardPods(
+      [](const std::string& id) -> absl::StatusOr<ContainerNames> {
+        return absl::NotFoundError("container " + id.substr(0, 12) + " carries no pod labels");
+      },
+      *report);
+  ASSERT_EQ(report->notes.size(), 1u);
+  EXPECT_THAT(report->notes[0], HasSubstr("2 hazard(s) name their pod by uid only: container "
+                                          "3f2a9c0d1e2f carries no pod labels"));
+  EXPECT_THAT(FormatDoctorTable(*report), HasSubstr("pod uid 7c1e2f3a"));
 }
 
 }  // namespace
