@@ -1,14 +1,19 @@
 // The metrics: command labels and timing, RPC outcomes, the Prometheus text and its endpoint.
+#include <map>
 #include <regex>
 #include <set>
 
+#include "absl/strings/str_split.h"
 #include "csi.pb.h"
 #include "driver/rpc_metrics.h"
+#include "driver/volume_record.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/descriptor.h"
 #include "gtest/gtest.h"
 #include "metrics/command_runner.h"
 #include "metrics/prometheus_metrics.h"
 #include "metrics/testing/fake_metrics.h"
+#include "mounter/holders.h"
 #include "tests/metrics/scrape.h"
 #include "tests/support/scripted_command_runner.h"
 #include "tests/support/test_support.h"
@@ -126,7 +131,8 @@ TEST(PrometheusMetricsTest, AlertsAndReadmeNameOnlyMetricsThatExist) {
   const std::regex name("rbdcsi_[a-z_]+");
   const std::regex suffix("_(count|sum|bucket)$");
   int checked = 0;
-  for (const std::string file : {"deploy/examples/prometheus-rules.yaml", "README.md"}) {
+  for (const std::string file : {"deploy/examples/prometheus-rules.yaml", "README.md",
+                                 "docs/unstage.md", "docs/design.md", "docs/architecture.md"}) {
     const std::string doc = ReadFileOrEmpty(root + file);
     ASSERT_FALSE(doc.empty()) << file;
     for (auto it = std::sregex_iterator(doc.begin(), doc.end(), name); it != std::sregex_iterator();
@@ -137,6 +143,95 @@ TEST(PrometheusMetricsTest, AlertsAndReadmeNameOnlyMetricsThatExist) {
     }
   }
   EXPECT_GT(checked, 15);
+}
+
+// The label values the code can put on a label, where the set is closed.
+std::map<std::string, std::set<std::string>> KnownLabelValues() {
+  std::map<std::string, std::set<std::string>> known;
+  for (PropagationClass p :
+       {PropagationClass::kNone, PropagationClass::kPending, PropagationClass::kPrivate}) {
+    known["propagation"].emplace(PropagationClassName(p));
+  }
+  for (StageStep step :
+       {StageStep::kMapping, StageStep::kMapped, StageStep::kStaged, StageStep::kUnmounted}) {
+    known["step"].emplace(StageStepName(step));
+  }
+  for (int code = 0; code <= 16; ++code) {
+    known["code"].insert(absl::StatusCodeToString(static_cast<absl::StatusCode>(code)));
+  }
+  const google::protobuf::ServiceDescriptor* node =
+      google::protobuf::DescriptorPool::generated_pool()->FindServiceByName("csi.v1.Node");
+  for (int i = 0; node != nullptr && i < node->method_count(); ++i) {
+    known["method"].insert(node->method(i)->name());
+  }
+  // Every result the measured runner reports: run a success, a failure, a timeout, an error.
+  ScriptedCommandRunner inner;
+  FakeMetrics metrics;
+  auto runner = NewMeasuredCommandRunner(&inner, metrics);
+  inner.Answer(0, "", "");
+  inner.Answer(1, "", "");
+  inner.Answer(absl::DeadlineExceededError("killed"));
+  inner.Answer(absl::NotFoundError("no rbd"));
+  for (int i = 0; i < 4; ++i) (void)runner->Run({"rbd", "device", "map"});
+  const std::regex result("Command\\([^,]*,(\\w+)\\)");
+  for (const std::string& call : metrics.calls()) {
+    std::smatch m;
+    if (std::regex_match(call, m, result)) known["result"].insert(m[1]);
+  }
+  return known;
+}
+
+// The alerting rules select on labels the metric has, with values the code can produce: an
+// alert on `propagation="private"` must not silently stop firing when the value is renamed.
+TEST(PrometheusMetricsTest, AlertsSelectOnLabelsAndValuesTheCodeExports) {
+  PrometheusMetrics metrics([] { return std::map<std::string, int>{{"staged", 1}}; });
+  metrics.Rpc("NodeStageVolume", "OK", 0.02);
+  metrics.UnstageAttempt("busy");
+  metrics.UnstageBlocked("rbd/a", true);
+  metrics.HolderFound("mount", "private", "node_exporter");
+  metrics.HolderScan(0.1);
+  metrics.HolderWait("released", 0.2);
+  metrics.Reclaim("ok");
+  metrics.Command("rbd device map", "failed", 1.5);
+  const std::string text = metrics.Text();
+  std::map<std::string, std::set<std::string>> labels;  // family -> its label names
+  const std::regex sample("(?:^|\\n)(rbdcsi_[a-z_]+?)(?:_count|_sum|_bucket)?\\{([^}]*)\\}");
+  const std::regex label_name("(\\w+)=\"");
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), sample);
+       it != std::sregex_iterator(); ++it) {
+    const std::string body = (*it)[2];
+    for (auto l = std::sregex_iterator(body.begin(), body.end(), label_name);
+         l != std::sregex_iterator(); ++l) {
+      labels[(*it)[1]].insert((*l)[1]);
+    }
+  }
+  const std::map<std::string, std::set<std::string>> known = KnownLabelValues();
+  ASSERT_EQ(known.at("result").size(), 4u);
+  ASSERT_TRUE(known.at("method").count("NodeUnstageVolume"));
+  const std::string rules = ReadFileOrEmpty(std::string(RBDCSI_TESTDATA_DIR) +
+                                            "/../../deploy/examples/prometheus-rules.yaml");
+  ASSERT_FALSE(rules.empty());
+  const std::regex selector("(rbdcsi_[a-z_]+?)(?:_count|_sum|_bucket)?\\{([^}]*)\\}");
+  const std::regex matcher("(\\w+)\\s*(=~|!~|!=|=)\\s*\"([^\"]*)\"");
+  int values = 0;
+  for (auto it = std::sregex_iterator(rules.begin(), rules.end(), selector);
+       it != std::sregex_iterator(); ++it) {
+    const std::string family = (*it)[1];
+    const std::string body = (*it)[2];
+    for (auto m = std::sregex_iterator(body.begin(), body.end(), matcher);
+         m != std::sregex_iterator(); ++m) {
+      const std::string label = (*m)[1];
+      EXPECT_EQ(labels[family].count(label), 1u) << family << " has no label " << label;
+      auto set = known.find(label);
+      if (set == known.end()) continue;
+      for (absl::string_view value : absl::StrSplit(std::string((*m)[3]), '|')) {
+        EXPECT_EQ(set->second.count(std::string(value)), 1u)
+            << family << "{" << label << "}: the code never exports \"" << value << "\"";
+        ++values;
+      }
+    }
+  }
+  EXPECT_GE(values, 8);  // propagation, result, 3 methods, 3 codes, 2 steps
 }
 
 TEST(PrometheusMetricsTest, ServesOverHttpAndRefusesATakenPort) {
