@@ -54,7 +54,7 @@ class RealHostEnv : public HostEnv {
   }
 
   absl::Status CreateFile(const std::string& path, mode_t mode) override {
-    UniqueFd fd(open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, mode));
+    UniqueFd fd(open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, mode));
     if (!fd.valid()) return ErrnoToStatus(errno, absl::StrCat("creating file ", path));
     return absl::OkStatus();
   }

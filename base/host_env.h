@@ -44,7 +44,8 @@ class HostEnv : public Clock {
   virtual absl::Status MakeDir(const std::string& path, mode_t mode) = 0;
   // Creates `path` and missing parents; existing directories are OK.
   virtual absl::Status MakeDirs(const std::string& path, mode_t mode) = 0;
-  // Creates an empty regular file unless something exists at `path` (then OK, untouched).
+  // Creates an empty regular file unless something exists at `path` (then OK, untouched); a
+  // symlink at `path` is never followed (an error).
   virtual absl::Status CreateFile(const std::string& path, mode_t mode) = 0;
   // Removes a file or an empty directory; a missing path is OK. FAILED_PRECONDITION (busy)
   // for a mount point, as rmdir(2) reports EBUSY.

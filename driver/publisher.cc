@@ -1,6 +1,8 @@
 // Publish, unpublish, stats and expansion of a staged volume.
 #include "driver/publisher.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "base/file_util.h"
 #include "base/logging.h"
@@ -37,6 +39,46 @@ bool IsDeviceNodeOf(HostEnv& env, const std::string& path, const MappedDevice& d
   absl::StatusOr<FileInfo> info = env.Stat(path);
   return info.ok() && info->type == FileType::kBlockDevice && info->rdev.major == d.major &&
          info->rdev.minor == d.minor;
+}
+
+// `top`, the topmost mount at `target`, is a bind of this volume: its filesystem (mount
+// volumes) or its device node (block volumes), and not the staging mount itself.
+bool IsOurBind(HostEnv& env, const VolumeRecord& record, const std::string& target,
+               const MountInfo& top) {
+  if (record.block) return IsDeviceNodeOf(env, target, record.device);
+  return top.major == record.device.major && top.minor == record.device.minor &&
+         top.mount_point != record.staging_path;
+}
+
+// Records written before publishes were tracked cannot say; any bind of the volume counts.
+bool IsRecordedPublish(const VolumeRecord& record, const std::string& target) {
+  return !record.publishes_known || std::find(record.published.begin(), record.published.end(),
+                                              target) != record.published.end();
+}
+
+// Removes what publish created at `target` once nothing is mounted there: an empty directory
+// (mount volumes) or an empty regular file (block volumes). Anything else stays.
+void RemoveCreatedTarget(HostEnv& env, const VolumeRecord& record, const std::string& target) {
+  absl::StatusOr<FileInfo> info = env.Stat(target);
+  if (!info.ok()) return;
+  const bool ours = record.block ? info->type == FileType::kRegular && info->size == 0
+                                 : info->type == FileType::kDirectory;
+  if (!ours) {
+    Log()->warn("volume {}: {} is not what publish created; left in place", record.volume_id,
+                target);
+    return;
+  }
+  // rmdir(2) keeps a directory that is not empty.
+  if (absl::Status st = env.Remove(target); !st.ok()) {
+    Log()->warn("volume {}: {} left in place: {}", record.volume_id, target, st.message());
+  }
+}
+
+absl::Status ForgetPublish(RecordStore& records, VolumeRecord& record, const std::string& target) {
+  auto it = std::find(record.published.begin(), record.published.end(), target);
+  if (it == record.published.end()) return absl::OkStatus();
+  record.published.erase(it);
+  return records.Save(record);
 }
 
 }  // namespace
@@ -87,29 +129,47 @@ absl::Status Publisher::Publish(const csi::v1::NodePublishVolumeRequest& req) {
   }
   const bool read_only = req.readonly() || cap.read_only_mode || record.read_only;
   const std::string target = CanonicalPath(req.target_path());
+  if (target == record.staging_path) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("target_path ", target, " is the staging path of volume ", req.volume_id()));
+  }
+  const bool recorded = IsRecordedPublish(record, target);
 
   ASSIGN_OR_RETURN(std::vector<MountInfo> table, deps_.mounter->List());
   std::vector<MountInfo> at = MountsAt(table, target);
   if (!at.empty()) {
     const MountInfo& top = at.back();
-    const bool same = record.block
-                          ? IsDeviceNodeOf(*deps_.env, target, record.device)
-                          : top.major == record.device.major && top.minor == record.device.minor;
+    const bool same = IsOurBind(*deps_.env, record, target, top);
     const bool top_ro = top.mount_options.rfind("ro", 0) == 0;
-    if (same && top_ro == read_only) return absl::OkStatus();
-    return absl::AlreadyExistsError(
-        absl::StrCat("target path ", target, " is already mounted ",
-                     same ? (top_ro ? "read-only" : "read-write") : "from another device",
-                     "; unpublish it first"));
+    if (same && recorded && top_ro == read_only) return absl::OkStatus();
+    return absl::AlreadyExistsError(absl::StrCat("target path ", target, " is already mounted ",
+                                                 !same    ? "from another device"
+                                                 : top_ro ? "read-only"
+                                                          : "read-write",
+                                                 "; unpublish it first"));
   }
+  if (!recorded) {
+    // Written ahead of the bind: a crash after it leaves a publish that unpublish undoes.
+    record.published.push_back(target);
+    RETURN_IF_ERROR(deps_.records->Save(record));
+  }
+  absl::Status st = BindAt(record, target, read_only);
+  if (!st.ok()) {
+    RemoveCreatedTarget(*deps_.env, record, target);
+    ForgetPublish(*deps_.records, record, target).IgnoreError();
+  }
+  return st;
+}
 
+absl::Status Publisher::BindAt(const VolumeRecord& record, const std::string& target,
+                               bool read_only) {
+  // Only the last component is created: its parent is the CO's to make.
   if (record.block) {
-    // A missing parent shows as the file's creation failing.
-    deps_.env->MakeDirs(Dirname(target), 0750).IgnoreError();
     RETURN_IF_ERROR(deps_.env->CreateFile(target, 0640));
     return deps_.mounter->BindMount(record.device.path, target, read_only);
   }
-  RETURN_IF_ERROR(deps_.env->MakeDirs(target, 0750));
+  absl::Status made = deps_.env->MakeDir(target, 0750);
+  if (!made.ok() && !absl::IsAlreadyExists(made)) return made;
   return deps_.mounter->BindMount(record.staging_path, target, read_only);
 }
 
@@ -119,8 +179,35 @@ absl::Status Publisher::Unpublish(const csi::v1::NodeUnpublishVolumeRequest& req
   RETURN_IF_ERROR(deps_.locks->TryLock(req.volume_id()));
   VolumeLockGuard guard(deps_.locks, req.volume_id());
   const std::string target = CanonicalPath(req.target_path());
-  RETURN_IF_ERROR(UnmountStack(*deps_.mounter, target, req.volume_id(), {}));
-  return deps_.env->Remove(target);
+  ASSIGN_OR_RETURN(std::optional<VolumeRecord> record, deps_.records->Load(req.volume_id()));
+  if (record && target == record->staging_path) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("target_path ", target, " is the staging path of volume ", req.volume_id(),
+                     ", not a publish target; left untouched"));
+  }
+  ASSIGN_OR_RETURN(std::vector<MountInfo> table, deps_.mounter->List());
+  const bool mounted = !MountsAt(table, target).empty();
+  if (!record || !IsRecordedPublish(*record, target)) {
+    // Not published here by this plugin: nothing of ours to undo (CSI: OK), and whatever is
+    // there is not ours to touch.
+    if (!mounted) {
+      Log()->info("volume {}: {} is not published here; left untouched", req.volume_id(), target);
+      return absl::OkStatus();
+    }
+    return absl::FailedPreconditionError(
+        absl::StrCat("volume ", req.volume_id(), ": ", target,
+                     " has a mount that rbdcsi did not publish for this volume; left untouched"));
+  }
+  UnmountStackHooks hooks;
+  hooks.check_top = [this, &record, &target, &req](const MountInfo& top) {
+    if (IsOurBind(*deps_.env, *record, target, top)) return absl::OkStatus();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "volume ", req.volume_id(), ": ", target, " has a mount of ", top.source, " (", top.major,
+        ":", top.minor, ") on top that is not this volume's; left untouched"));
+  };
+  RETURN_IF_ERROR(UnmountStack(*deps_.mounter, target, req.volume_id(), hooks));
+  if (record->publishes_known) RemoveCreatedTarget(*deps_.env, *record, target);
+  return ForgetPublish(*deps_.records, *record, target);
 }
 
 absl::Status Publisher::GetVolumeStats(const csi::v1::NodeGetVolumeStatsRequest& req,

@@ -19,7 +19,11 @@ class Publisher {
   // or mapping is gone; ALREADY_EXISTS when the target holds something else.
   absl::Status Publish(const csi::v1::NodePublishVolumeRequest& req);
 
-  // Unmounts and removes the target path; OK when it is already gone.
+  // Undoes a publish this plugin recorded for this volume at the target path: unmounts its
+  // binds (refusing any mount on top that is not this volume's) and removes the directory or
+  // file publish created when it is still empty. A target that was not published here is left
+  // untouched: OK when nothing is mounted there (already unpublished), FAILED_PRECONDITION when
+  // something is; the volume's staging path as target is INVALID_ARGUMENT.
   absl::Status Unpublish(const csi::v1::NodeUnpublishVolumeRequest& req);
 
   // Usage of the volume path, and the volume condition (abnormal when the staging mount or the
@@ -38,6 +42,8 @@ class Publisher {
   // mount of its device; NOT_FOUND otherwise.
   absl::Status CheckVolumePath(const VolumeRecord& record, const std::string& path,
                                const FileInfo& info);
+  // Creates the target's last component (a directory, or a file for block volumes) and binds.
+  absl::Status BindAt(const VolumeRecord& record, const std::string& target, bool read_only);
 
   const NodeDeps& deps_;
   const VolumeFinder& finder_;

@@ -85,6 +85,7 @@ std::string EncodeRecord(const VolumeRecord& r) {
       {"staging_mount_id", r.staging_mount_id},
       {"step", std::string(StageStepName(r.step))},
   };
+  if (r.publishes_known) j["published"] = r.published;
   return j.dump(2) + "\n";
 }
 
@@ -124,6 +125,8 @@ absl::StatusOr<VolumeRecord> DecodeRecord(std::string_view json) {
     r.read_only = j.value("read_only", false);
     r.staging_peer_group = j.value("staging_peer_group", 0);
     r.staging_mount_id = j.value("staging_mount_id", 0);
+    r.publishes_known = j.contains("published");
+    r.published = j.value("published", std::vector<std::string>{});
     const std::string step = j.at("step").get<std::string>();
     std::optional<StageStep> parsed = ParseStep(step);
     if (!parsed) {

@@ -44,6 +44,12 @@ struct VolumeRecord {
   // Mount id of the staging mount in the plugin's namespace, 0 when unknown.
   int staging_mount_id = 0;
   StageStep step = StageStep::kMapping;
+  // Target paths (CanonicalPath form) this plugin bind-mounted the volume at, each written
+  // before its bind so that a crash leaves no publish unrecorded. Unpublish undoes only these.
+  std::vector<std::string> published;
+  // False for records of older versions, which did not track publishes: unpublish then falls
+  // back to recognising a bind of the volume's device at the target.
+  bool publishes_known = true;
 
   bool has_device() const { return !device.path.empty(); }
   ImageId image_id() const { return ImageId::FromSpec(cluster_id, image); }

@@ -286,6 +286,7 @@ TEST_F(NodeOpsTest, PublishBindsTheStagedFilesystemAndUnpublishRemovesTheTarget)
   pub.set_target_path(dir_ / "pods/p1/mount");
   *pub.mutable_volume_capability() = StageRequest().volume_capability();
   pub.set_readonly(true);
+  std::filesystem::create_directories(dir_ / "pods/p1");  // the CO makes the parent
   log_.clear();
   ASSERT_THAT(ops_->Publish(pub), IsOk());
   ASSERT_THAT(ops_->Publish(pub), IsOk());  // idempotent

@@ -6,12 +6,14 @@
 #include <thread>
 
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "tests/support/test_support.h"
 
 namespace rbdcsi {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 using ::testing::Not;
 
 VolumeRecord Sample() {
@@ -27,6 +29,7 @@ VolumeRecord Sample() {
   r.mount_flags = {"noatime", "discard"};
   r.read_only = true;
   r.step = StageStep::kUnmounted;
+  r.published = {"/var/lib/kubelet/pods/p1/volumes/kubernetes.io~csi/pv/mount"};
   return r;
 }
 
@@ -43,6 +46,19 @@ TEST(VolumeRecordTest, EncodeDecodeRoundTrip) {
   EXPECT_EQ(decoded->mount_flags, Sample().mount_flags);
   EXPECT_TRUE(decoded->read_only);
   EXPECT_EQ(decoded->step, StageStep::kUnmounted);
+  EXPECT_EQ(decoded->published, Sample().published);
+  EXPECT_TRUE(decoded->publishes_known);
+}
+
+// Records written before publishes were tracked decode with publishes_known false.
+TEST(VolumeRecordTest, RecordWithoutPublishesIsMarkedUnknown) {
+  auto json = nlohmann::json::parse(EncodeRecord(Sample()));
+  json.erase("published");
+  auto decoded = DecodeRecord(json.dump());
+  ASSERT_THAT(decoded, IsOk());
+  EXPECT_FALSE(decoded->publishes_known);
+  EXPECT_THAT(decoded->published, IsEmpty());
+  EXPECT_EQ(EncodeRecord(*decoded).find("published"), std::string::npos);
 }
 
 TEST(VolumeRecordTest, DecodeRejectsDamage) {
