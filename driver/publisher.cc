@@ -163,14 +163,17 @@ absl::Status Publisher::Publish(const csi::v1::NodePublishVolumeRequest& req) {
 
 absl::Status Publisher::BindAt(const VolumeRecord& record, const std::string& target,
                                bool read_only) {
-  // Only the last component is created: its parent is the CO's to make.
-  if (record.block) {
-    RETURN_IF_ERROR(deps_.env->CreateFile(target, 0640));
-    return deps_.mounter->BindMount(record.device.path, target, read_only);
+  // Only the last component is created: its parent is the CO's to make, and a missing one is
+  // the caller's mistake (INVALID_ARGUMENT, never NOT_FOUND: "no such volume" to a CO).
+  absl::Status made =
+      record.block ? deps_.env->CreateFile(target, 0640) : deps_.env->MakeDir(target, 0750);
+  if (absl::IsNotFound(made)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "target_path ", target, ": its parent is not a directory that exists; ", made.message()));
   }
-  absl::Status made = deps_.env->MakeDir(target, 0750);
   if (!made.ok() && !absl::IsAlreadyExists(made)) return made;
-  return deps_.mounter->BindMount(record.staging_path, target, read_only);
+  return deps_.mounter->BindMount(record.block ? record.device.path : record.staging_path, target,
+                                  read_only);
 }
 
 absl::Status Publisher::Unpublish(const csi::v1::NodeUnpublishVolumeRequest& req) {

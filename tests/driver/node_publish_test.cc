@@ -78,7 +78,8 @@ TEST_F(PublishTest, PublishCreatesOnlyTheLastComponent) {
   ASSERT_THAT(ops_->Stage(StageRequest()), IsOk());
   auto pub = PublishRequest();
   pub.set_target_path(dir_ / "no/such/parent/mount");
-  EXPECT_THAT(ops_->Publish(pub), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(ops_->Publish(pub),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("parent")));
   EXPECT_FALSE(fs::exists(dir_ / "no"));
   EXPECT_THAT(Published(), IsEmpty());
 }

@@ -385,6 +385,7 @@ TEST_F(NodeOpsTest, StatsOfAPathThatIsNotTheVolumesIsNotFound) {
   pub.set_staging_target_path(staging());
   pub.set_target_path(dir_ / "pods/p1/mount");
   *pub.mutable_volume_capability() = StageRequest().volume_capability();
+  std::filesystem::create_directories(dir_ / "pods/p1");  // the CO makes the parent
   ASSERT_THAT(ops_->Publish(pub), IsOk());
   csi::v1::NodeGetVolumeStatsRequest req;
   req.set_volume_id("rbd/img1");
