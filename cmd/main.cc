@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   CLI::App app{"rbdcsi: CSI plugin for Ceph RBD block volumes that never leaves a device stuck"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("rbdcsi ") + rbdcsi::kVersion);
 
   rbdcsi::ServeFlags serve_flags;
   CLI::App* serve = app.add_subcommand("serve", "Serve the CSI gRPC services on a unix socket");

@@ -336,6 +336,11 @@ class ManifestsTest(unittest.TestCase):
                              check=True, capture_output=True, text=True).stdout.split()
         self.assertTrue(any(p.startswith("libgrpc++") for p in out), out)
         self.assertIn("libc6", out)
+        # The smoke test the README gives for the image: `--version` and `version` agree.
+        flag = subprocess.run([BINARY, "--version"], check=True, capture_output=True, text=True)
+        sub = subprocess.run([BINARY, "version"], check=True, capture_output=True, text=True)
+        self.assertRegex(flag.stdout, r"^rbdcsi \d+\.\d+\.\d+\n$")
+        self.assertEqual(flag.stdout, sub.stdout)
 
 
 if __name__ == "__main__":
