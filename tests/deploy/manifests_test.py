@@ -16,15 +16,21 @@ import unittest
 
 import yaml
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+import manifests  # noqa: E402  (scripts/manifests.py: the self-registration component applied)
+
 BINARY = ""
 ROOT = ""
 KUBELET_DIR = "/var/lib/kubelet"
 
 
 def load_all():
-    """{relative path: [documents]} for every YAML file under deploy/."""
+    """{relative path: [documents]} for every YAML file under deploy/ but the components (their
+    patches are no objects; test_self_registration_component builds them)."""
     docs = {}
     for path in sorted(glob.glob(os.path.join(ROOT, "deploy", "**", "*.yaml"), recursive=True)):
+        if os.path.relpath(path, os.path.join(ROOT, "deploy")).startswith("components/"):
+            continue
         with open(path, encoding="utf-8") as f:
             docs[os.path.relpath(path, os.path.join(ROOT, "deploy"))] = [
                 d for d in yaml.safe_load_all(f) if d is not None]
@@ -201,17 +207,52 @@ class ManifestsTest(unittest.TestCase):
         spec = self.pod("DaemonSet", "rbdcsi-node")
         c, args = self.plugin_args(spec)
         socket = re.sub(r"^unix://", "", args["--endpoint"])
+        socket_vol, _ = volume_for(spec, c, socket)
         host_socket = host_path_of(spec, c, socket)
         self.assertEqual(host_socket, f"{KUBELET_DIR}/plugins/{self.driver}/csi.sock")
-        # The plugin registers itself: its registration socket lands in the kubelet's
-        # plugins_registry and names the CSI socket as the kubelet (on the host) sees it.
+
+        reg = container(spec, "node-driver-registrar")
+        reg_args = flag_values(reg["args"])
+        self.assertEqual(reg_args["--kubelet-registration-path"], host_socket)
+        self.assertEqual(volume_for(spec, reg, reg_args["--csi-address"])[0], socket_vol)
+        self.assertEqual(host_path_of(spec, reg, reg_args["--csi-address"]), host_socket)
+        reg_dir = reg_args.get("--plugin-registration-path") or "/registration"
+        self.assertEqual(host_path_of(spec, reg, reg_dir), f"{KUBELET_DIR}/plugins_registry")
+        # Never two registrations of one driver: with the registrar, the plugin does not register.
+        self.assertNotIn("--registration-dir", args)
+        self.check_volumes_used(spec)
+
+    def check_volumes_used(self, spec):
+        mounted = {m["name"] for x in spec["containers"] for m in x.get("volumeMounts", [])}
+        self.assertEqual({v["name"] for v in spec["volumes"]}, mounted)
+
+    def test_self_registration_component(self):
+        k = manifests.load_yaml(ROOT, os.path.join(manifests.COMPONENT, "kustomization.yaml"))[0]
+        self.assertEqual(k["kind"], "Component")
+        template = manifests.node_daemonset(ROOT, self_registration=True)["spec"]["template"]
+        spec = template["spec"]
+        self.assertEqual({x["name"] for x in spec["containers"]}, {"rbdcsi", "liveness-probe"})
+        c = container(spec, "rbdcsi")
+        args = flag_values(c["args"][1:])
+        for flag in args:
+            self.assertIn(flag, self.flags, f"rbdcsi serve has no {flag}")
+        argv = [a.replace("$(NODE_NAME)", "node-1") for a in c["args"]]
+        run = subprocess.run([BINARY] + argv + ["--help"], capture_output=True, text=True)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        # The registration socket lands in the kubelet's plugins_registry (seen through the
+        # kubelet-dir mount) and names the CSI socket as the kubelet, on the host, sees it.
+        socket = re.sub(r"^unix://", "", args["--endpoint"])
         self.assertEqual(host_path_of(spec, c, args["--registration-dir"]),
                          f"{KUBELET_DIR}/plugins_registry")
-        self.assertEqual(args["--kubelet-registration-path"], host_socket)
-        # A registrar sidecar as well would fight over the same <driver>-reg.sock.
-        names = {x["name"] for x in spec["containers"]}
-        self.assertNotIn("node-driver-registrar", names)
-        self.assertEqual(names, {"rbdcsi", "liveness-probe"})
+        self.assertEqual(args["--kubelet-registration-path"], host_path_of(spec, c, socket))
+        self.check_volumes_used(spec)
+        self.check_probe(spec, template["metadata"])
+        # A failed `test` operation (deploy/ moved the registrar) fails like kustomize would.
+        _, ops = manifests.component_patches(ROOT)[0]
+        moved = manifests.node_daemonset(ROOT)
+        moved["spec"]["template"]["spec"]["containers"].reverse()
+        with self.assertRaises(AssertionError):
+            manifests.apply_json_patch(moved, ops)
 
     def test_cri_endpoint_is_the_hosts_runtime(self):
         spec = self.pod("DaemonSet", "rbdcsi-node")
@@ -223,7 +264,7 @@ class ManifestsTest(unittest.TestCase):
                             "runtime restarts: mount its directory")
         self.assertEqual(mount.get("mountPropagation"), "HostToContainer")
 
-    def check_probe(self, spec):
+    def check_probe(self, spec, meta=None):
         c, args = self.plugin_args(spec)
         socket = re.sub(r"^unix://", "", args["--endpoint"])
         probe = container(spec, "liveness-probe")
@@ -235,13 +276,17 @@ class ManifestsTest(unittest.TestCase):
         self.assertEqual(c["livenessProbe"]["httpGet"]["path"], "/healthz")
         metrics = http_port(args["--metrics-address"])
         self.assertEqual(port_number(c, "metrics"), metrics)
-        self.assertEqual(int(self.pod_of(spec)["annotations"]["prometheus.io/port"]), metrics)
+        meta = meta or self.pod_of(spec)
+        self.assertEqual(int(meta["annotations"]["prometheus.io/port"]), metrics)
         ports = [p["containerPort"] for x in spec["containers"] for p in x.get("ports", [])]
         self.assertEqual(len(ports), len(set(ports)), "ports clash (hostNetwork)")
 
     def test_probe_ports_agree(self):
         self.check_probe(self.pod("DaemonSet", "rbdcsi-node"))
         self.check_probe(self.pod("Deployment", "rbdcsi-controller"))
+        reg = container(self.pod("DaemonSet", "rbdcsi-node"), "node-driver-registrar")
+        self.assertEqual(port_number(reg, reg["livenessProbe"]["httpGet"]["port"]),
+                         http_port(flag_values(reg["args"])["--http-endpoint"]))
 
     def test_controller_sidecars_elect_a_leader_on_the_plugin_socket(self):
         spec = self.pod("Deployment", "rbdcsi-controller")
