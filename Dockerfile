@@ -1,5 +1,7 @@
 # The rbdcsi plugin image: Debian 12, the plugin and the Ceph client tools its mappers run.
 #   docker build -t rbdcsi:latest .
+# Without a registry, make debian:12 and debian:12-slim from a Debian mirror first:
+#   scripts/debian-base-image     (README, "Deploying on Kubernetes")
 # Stage 1 builds with the same script CI uses; stage 2 installs only what the binary links
 # (computed from the binary, so a new library dependency cannot be forgotten) and the tools.
 

@@ -222,6 +222,18 @@ class ManifestsTest(unittest.TestCase):
         self.assertNotIn("--registration-dir", args)
         self.check_volumes_used(spec)
 
+    def test_doctor_in_the_node_pod_needs_no_flags(self):
+        """The README runs `kubectl exec ... -c rbdcsi -- rbdcsi doctor` without flags: its
+        defaults must be the DaemonSet's paths and runtime."""
+        out = subprocess.run([BINARY, "doctor", "--help"], check=True, capture_output=True,
+                             text=True).stdout
+        defaults = dict(re.findall(r"(--[a-z-]+) TEXT=(\S+)", out))
+        _, args = self.plugin_args(self.pod("DaemonSet", "rbdcsi-node"))
+        for flag in ("--state-dir", "--data-dir", "--rbd-program", "--cri-endpoint"):
+            self.assertEqual(defaults[flag], args.get(flag, defaults[flag]), flag)
+        self.assertIn("--cri-endpoint", args)
+        self.assertEqual(defaults["--kubelet-dir"], KUBELET_DIR)
+
     def check_volumes_used(self, spec):
         mounted = {m["name"] for x in spec["containers"] for m in x.get("volumeMounts", [])}
         self.assertEqual({v["name"] for v in spec["volumes"]}, mounted)
