@@ -191,7 +191,7 @@ absl::StatusOr<MappedDevice> FuseMapper::Map(const MapOptions& o) {
   const std::string dir = DirFor(o);
   Mapping m{dir, o.image, -1};
   if (absl::StatusOr<std::string> pid = ReadSmallFile(dir + "/pid"); pid.ok()) {
-    absl::SimpleAtoi(absl::StripAsciiWhitespace(*pid), &m.pid);
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(*pid), &m.pid)) m.pid = -1;
   }
   if (fs::exists(dir)) RETURN_IF_ERROR(Annotate(StopRbdFuse(m), what + ": an earlier attempt"));
   absl::StatusOr<pid_t> pid = StartRbdFuse(dir, o);

@@ -9,6 +9,8 @@ build_packages=(
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
   libabsl-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   libmount-dev libblkid-dev libgtest-dev libgmock-dev
+  # the fuzz targets (libFuzzer) and sanitizer builds: clang and its runtime libraries
+  clang libclang-rt-14-dev
   # YAML for migrate-pv
   libyaml-cpp-dev
   # Prometheus metrics (serve --metrics-address)

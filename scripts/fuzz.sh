@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets of tests/fuzz with clang (ASan+UBSan) into ./build-fuzz and runs
+# each for RBDCSI_FUZZ_SECONDS (default 20) seconds, starting from its seed corpus in
+# tests/testdata and its saved crashes in tests/fuzz/regressions. Prints the executions per
+# target; exits non-zero when any target finds a crash (the input is kept under
+# build-fuzz/crashes: add it to tests/fuzz/regressions/TARGET/ once fixed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+seconds=${RBDCSI_FUZZ_SECONDS:-20}
+
+declare -A seeds=(
+  [fuzz_mountinfo]=tests/testdata/mountinfo
+  [fuzz_cgroup]=tests/testdata/cgroup
+  [fuzz_rbd_device_list]=tests/testdata/rbd
+  [fuzz_volume_id]=tests/testdata/volume_ids
+  [fuzz_volume_record]=tests/testdata/records
+  [fuzz_mount_flags]=tests/testdata/mount_flags
+  [fuzz_text]=tests/testdata/mountinfo
+)
+targets=(fuzz_mountinfo fuzz_cgroup fuzz_rbd_device_list fuzz_volume_id fuzz_volume_record
+         fuzz_mount_flags fuzz_text)
+
+CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRBDCSI_FUZZ=ON \
+  -DBUILD_TESTING=OFF >/dev/null
+cmake --build build-fuzz -j"$(nproc)" --target "${targets[@]}"
+
+mkdir -p build-fuzz/crashes
+failed=0
+for t in "${targets[@]}"; do
+  work=$(mktemp -d /tmp/rbdcsi-fuzz-XXXXXX)  # new inputs go here; the seeds stay as they are
+  corpora=("$work" "${seeds[$t]}")
+  [[ -d tests/fuzz/regressions/$t ]] && corpora+=("tests/fuzz/regressions/$t")
+  log="build-fuzz/$t.log"
+  if build-fuzz/tests/fuzz/"$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+      -print_final_stats=1 -artifact_prefix="build-fuzz/crashes/$t-" "${corpora[@]}" >"$log" 2>&1; then
+    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+    echo "fuzz: $t: ${runs:-?} executions in ${seconds} s, no crash"
+  else
+    echo "fuzz: $t: FAILED; input saved under build-fuzz/crashes/, last lines of $log:"
+    tail -n 30 "$log"
+    failed=1
+  fi
+  rm -rf "$work"
+done
+exit "$failed"
