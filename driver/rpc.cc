@@ -123,12 +123,41 @@ std::vector<std::string> SecretValues(const google::protobuf::Message& message) 
   return out;
 }
 
+// Replaces every secret value inside every string field of `message` (a path or a mount flag
+// that holds a secret), on the raw bytes: the text form would escape odd bytes first.
+void RedactStrings(google::protobuf::Message& message, const std::vector<std::string>& secrets) {
+  const google::protobuf::Reflection* reflection = message.GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  reflection->ListFields(message, &fields);
+  for (const FieldDescriptor* field : fields) {
+    const int count = field->is_repeated() ? reflection->FieldSize(message, field) : 1;
+    for (int i = 0; i < count; ++i) {
+      if (field->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
+        if (field->is_repeated()) {
+          reflection->SetRepeatedString(
+              &message, field, i,
+              RedactSecrets(reflection->GetRepeatedString(message, field, i), secrets));
+        } else {
+          reflection->SetString(&message, field,
+                                RedactSecrets(reflection->GetString(message, field), secrets));
+        }
+      } else if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+        RedactStrings(field->is_repeated() ? *reflection->MutableRepeatedMessage(&message, field, i)
+                                           : *reflection->MutableMessage(&message, field),
+                      secrets);
+      }
+    }
+  }
+}
+
 std::string RedactedSummary(const google::protobuf::Message& message) {
   std::unique_ptr<google::protobuf::Message> copy(message.New());
   copy->CopyFrom(message);
   // Fields this build does not know could be secrets of a newer CSI version.
   copy->DiscardUnknownFields();
   StripSecrets(*copy);
+  const std::vector<std::string> secrets = SecretValues(message);
+  if (!secrets.empty()) RedactStrings(*copy, secrets);
   return copy->ShortDebugString();
 }
 

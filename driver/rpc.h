@@ -21,7 +21,8 @@ namespace rbdcsi {
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
 // A one-line text form of `message` with every field marked (csi.v1.csi_secret) removed,
-// at any depth. Safe to log.
+// at any depth, and every secret value redacted wherever else it appears (a path, a mount
+// flag). Safe to log.
 std::string RedactedSummary(const google::protobuf::Message& message);
 
 // The longest string any request field may hold (paths, ids, each key and value of a map).

@@ -45,6 +45,11 @@ absl::Status ValidateVolumeId(std::string_view id) {
   if (id.find('\0') != std::string_view::npos) {
     return absl::InvalidArgumentError("volume_id contains a NUL byte");
   }
+  for (char c : id) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      return absl::InvalidArgumentError("volume_id contains a control character");
+    }
+  }
   return absl::OkStatus();
 }
 

@@ -32,6 +32,17 @@ absl::StatusOr<ImageId> VolumeFinder::ImageOfRequest(
   ImageId id;
   if (get("image").empty()) {
     ASSIGN_OR_RETURN(id, ImageOfVolumeId(volume_id, traits));
+    // The context must match the volume (CSI); a pool or namespace the id contradicts is the
+    // caller's mistake, never silently ignored.
+    if (ctx.count("pool") != 0 && get("pool") != id.pool) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("volume_context.pool '", get("pool"), "' does not match the volume id"));
+    }
+    if (ctx.count("radosNamespace") != 0 && get("radosNamespace") != id.rados_namespace) {
+      return absl::InvalidArgumentError(absl::StrCat("volume_context.radosNamespace '",
+                                                     get("radosNamespace"),
+                                                     "' does not match the volume id"));
+    }
   } else {
     id.pool = get("pool").empty() ? config_.default_pool : get("pool");
     id.rados_namespace = get("radosNamespace");

@@ -115,6 +115,18 @@ absl::StatusOr<VolumeRecord> VolumeStager::RecordFromRequest(
     if (r.user.empty()) r.user = get("user").empty() ? "admin" : get("user");
   }
   map_options->user = r.user;
+  // Checked here, before anything runs (the mapper checks again): never echoed, it is a secret.
+  for (char c : r.user) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (r.user.front() == '-' || u <= 0x20 || u == 0x7f) {
+      return absl::InvalidArgumentError(
+          "the cephx user (secret userID, or volume_context.user) starts with '-' or holds "
+          "whitespace or a control character");
+    }
+  }
+  if (!r.monitors.empty() && r.monitors.front() == '-') {
+    return absl::InvalidArgumentError("volume_context.monitors starts with '-'");
+  }
   auto resolved_secret = [&](const std::string& key) {
     if (key == "userID") return r.user;
     if (key == "userKey") return map_options->key;

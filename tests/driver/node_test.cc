@@ -12,6 +12,7 @@
 namespace rbdcsi {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -374,6 +375,32 @@ TEST_F(NodeOpsTest, StagingPathWithAMissingParentIsInvalidArgumentBeforeAnyEffec
   // Only the last component is made when missing.
   req.set_staging_target_path(dir_ / "made-here");
   EXPECT_THAT(ops_->Stage(req), IsOk());
+}
+
+// Found by hostile_requests_test: a context pool the volume id contradicts was ignored (the
+// volume was staged), a cephx user starting with '-' and a volume id with a line feed failed
+// INTERNAL after `rbd device list` ran. All are the caller's mistakes, refused before any effect.
+TEST_F(NodeOpsTest, ContradictoryContextArgvLikeUserAndControlBytesAreRefusedFirst) {
+  for (const std::string pool : {"../..", "other"}) {
+    auto req = StageRequest();
+    (*req.mutable_volume_context())["pool"] = pool;
+    EXPECT_THAT(ops_->Stage(req),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("does not match")));
+  }
+  for (const std::string user : {"-x", "--id", "a b", "a\tb"}) {
+    auto req = KrbdStageRequest("pool2/img2", "127.0.0.1:6789");
+    (*req.mutable_secrets())["userID"] = user;
+    EXPECT_THAT(ops_->Stage(req), StatusIs(absl::StatusCode::kInvalidArgument,
+                                           AllOf(HasSubstr("cephx user"), Not(HasSubstr(user)))));
+  }
+  auto req = KrbdStageRequest("pool2/img2", "-m");
+  EXPECT_THAT(ops_->Stage(req), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'-'")));
+  auto unstage = UnstageRequest();
+  unstage.set_volume_id("rbd/img1\nforged");
+  EXPECT_THAT(ops_->Unstage(unstage),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("control character")));
+  EXPECT_THAT(log_, IsEmpty());
+  EXPECT_FALSE(HasRecord());
 }
 
 // Issue 8: NodeGetVolumeStats answered with the usage of whatever file system holds the path

@@ -34,6 +34,24 @@ TEST(RedactedSummaryTest, RemovesSecretsAtAnyDepth) {
   EXPECT_THAT(RedactedSummary(nested), Not(HasSubstr("topsecret")));
 }
 
+// Found by hostile_requests_test: a secret's value inside another field (a path, a mount flag,
+// a context value) was logged with the request.
+TEST(RedactedSummaryTest, RedactsSecretValuesInEveryOtherField) {
+  const std::string odd = "S3NT\t\xc3\xa9";  // redacted on raw bytes, before the text escapes
+  csi::v1::NodeStageVolumeRequest request;
+  request.set_volume_id("rbd/pvc-1");
+  request.set_staging_target_path("/staging/S3NT1NEL/x");
+  request.mutable_volume_capability()->mutable_mount()->add_mount_flags("S3NT1NEL");
+  (*request.mutable_volume_context())["monitors"] = "a" + odd + "b";
+  (*request.mutable_secrets())["userKey"] = "S3NT1NEL";
+  (*request.mutable_secrets())["other"] = odd;
+  const std::string summary = RedactedSummary(request);
+  EXPECT_THAT(summary, Not(HasSubstr("S3NT")));
+  EXPECT_THAT(summary, Not(HasSubstr("\\303\\251")));
+  EXPECT_THAT(summary, AllOf(HasSubstr("/staging/<redacted>/x"), HasSubstr("a<redacted>b")));
+  EXPECT_EQ(request.staging_target_path(), "/staging/S3NT1NEL/x");  // the request is untouched
+}
+
 TEST(RunRpcTest, ConvertsCodesOneToOne) {
   csi::v1::ProbeRequest request;
   EXPECT_TRUE(RunRpc(nullptr, "Probe", request, [] { return absl::OkStatus(); }).ok());
