@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what rbdcsi needs to build, run and test, from Debian 12 packages.
 # Idempotent, and a fast no-op when everything is already installed.
-# --build-only: only what compiling the plugin needs (the image's build stage).
+# --build-only: only what compiling the plugin with g++ needs (the image's build stage).
 set -euo pipefail
 
 build_packages=(
@@ -9,8 +9,6 @@ build_packages=(
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
   libabsl-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   libmount-dev libblkid-dev libgtest-dev libgmock-dev
-  # the fuzz targets (libFuzzer) and sanitizer builds: clang and its runtime libraries
-  clang libclang-rt-14-dev
   # YAML for migrate-pv
   libyaml-cpp-dev
   # Prometheus metrics (serve --metrics-address)
@@ -20,6 +18,8 @@ build_packages=(
 )
 packages=(
   "${build_packages[@]}"
+  # the fuzz targets (libFuzzer) and sanitizer builds: clang and its runtime libraries
+  clang libclang-rt-14-dev
   # run: filesystems, mounts, loop devices, holder tooling
   util-linux mount e2fsprogs xfsprogs kmod procps
   # the live test cluster (tests/ceph) and the fuse mapper
