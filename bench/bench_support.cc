@@ -7,6 +7,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -141,6 +142,28 @@ MemoryFigures ReadMemory(pid_t pid) {
     if (threads > 0) m.threads = static_cast<int>(threads);
   }
   return m;
+}
+
+double ProcessCpuMs(pid_t pid) {
+  const std::string stat = ReadTrimmed("/proc/" + std::to_string(pid) + "/stat");
+  // The command (field 2) may hold spaces: count fields after its closing parenthesis.
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) return 0;
+  std::vector<absl::string_view> fields =
+      absl::StrSplit(absl::string_view(stat).substr(paren + 2), ' ');
+  long utime = 0, stime = 0;  // fields 14 and 15 of the whole line
+  if (fields.size() < 13 || !absl::SimpleAtoi(fields[11], &utime) ||
+      !absl::SimpleAtoi(fields[12], &stime)) {
+    return 0;
+  }
+  return 1000.0 * static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+double SelfCpuMs() {
+  struct rusage u {};
+  getrusage(RUSAGE_SELF, &u);
+  auto ms = [](const timeval& t) { return t.tv_sec * 1000.0 + t.tv_usec / 1000.0; };
+  return ms(u.ru_utime) + ms(u.ru_stime);
 }
 
 ServerProcess::ServerProcess(const std::vector<std::string>& argv, const std::string& log_path) {

@@ -52,6 +52,12 @@ struct MemoryFigures {
 };
 MemoryFigures ReadMemory(pid_t pid);
 
+// CPU time (user + system, every thread that ever ran, in ms) of a process from /proc/PID/stat
+// (clock-tick resolution, 10 ms at 100 Hz), and of this process from getrusage (microseconds).
+// A figure that load on the machine moves far less than wall time.
+double ProcessCpuMs(pid_t pid);
+double SelfCpuMs();
+
 // A CSI plugin started with argv; stdout/stderr go to `log_path`. It dies with the thread that
 // started it (PR_SET_PDEATHSIG), is stopped with SIGTERM (then SIGKILL) on destruction.
 class ServerProcess {

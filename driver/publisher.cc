@@ -117,8 +117,10 @@ absl::Status Publisher::Publish(const csi::v1::NodePublishVolumeRequest& req) {
                                                       record.staging_path, ", not ",
                                                       req.staging_target_path()));
   }
+  // One read of the mount table serves both checks below.
+  ASSIGN_OR_RETURN(std::vector<MountInfo> table, deps_.mounter->List());
   // Never hand a pod a device or directory that is no longer this volume's.
-  if (absl::Status live = finder_.CheckStillStaged(record); !live.ok()) {
+  if (absl::Status live = finder_.CheckStillStaged(record, table); !live.ok()) {
     return absl::FailedPreconditionError(
         absl::StrCat(live.message(), "; NodeStageVolume must stage it again first"));
   }
@@ -135,7 +137,6 @@ absl::Status Publisher::Publish(const csi::v1::NodePublishVolumeRequest& req) {
   }
   const bool recorded = IsRecordedPublish(record, target);
 
-  ASSIGN_OR_RETURN(std::vector<MountInfo> table, deps_.mounter->List());
   std::vector<MountInfo> at = MountsAt(table, target);
   if (!at.empty()) {
     const MountInfo& top = at.back();

@@ -116,6 +116,13 @@ absl::StatusOr<std::optional<MappedDevice>> VolumeFinder::FindMapping(
 }
 
 absl::Status VolumeFinder::CheckStillStaged(const VolumeRecord& record) const {
+  if (record.block) return CheckStillStaged(record, {});
+  ASSIGN_OR_RETURN(std::vector<MountInfo> table, deps_.mounter->List());
+  return CheckStillStaged(record, table);
+}
+
+absl::Status VolumeFinder::CheckStillStaged(const VolumeRecord& record,
+                                            const std::vector<MountInfo>& table) const {
   ASSIGN_OR_RETURN(Mapper * mapper, MapperFor(record.mapper));
   ASSIGN_OR_RETURN(std::optional<MappedDevice> mapped, FindMapping(*mapper, record));
   if (!mapped || mapped->major != record.device.major || mapped->minor != record.device.minor) {
@@ -125,7 +132,6 @@ absl::Status VolumeFinder::CheckStillStaged(const VolumeRecord& record) const {
                      record.device.minor, ")"));
   }
   if (record.block) return absl::OkStatus();
-  ASSIGN_OR_RETURN(std::vector<MountInfo> table, deps_.mounter->List());
   for (const MountInfo& m : MountsAt(table, record.staging_path)) {
     if (SameDevice(m, record.device)) return absl::OkStatus();
   }

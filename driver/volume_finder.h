@@ -53,6 +53,9 @@ class VolumeFinder {
   // OK while the record's device is still mapped with the same numbers and, for filesystem
   // volumes, mounted at the staging path; FAILED_PRECONDITION saying what is gone otherwise.
   absl::Status CheckStillStaged(const VolumeRecord& record) const;
+  // The same against `table`, a mount table the caller read (and uses for more).
+  absl::Status CheckStillStaged(const VolumeRecord& record,
+                                const std::vector<MountInfo>& table) const;
 
   // Without a record: what is mounted at `path` and which mapper owns it (nullopt when
   // nothing is mounted there; FAILED_PRECONDITION for a device no mapper knows).

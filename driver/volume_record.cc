@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
+#include <map>
+#include <mutex>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -158,6 +160,15 @@ std::string RecordStore::FileNameFor(std::string_view volume_id) {
   return stem + kSuffix;
 }
 
+struct RecordStore::Index {
+  std::mutex mu;
+  std::optional<std::map<std::string, VolumeRecord>> records;  // empty until the first List()
+};
+
+RecordStore::RecordStore(std::string dir, Listing listing)
+    : dir_(std::move(dir)),
+      index_(listing == Listing::kOwned ? std::make_shared<Index>() : nullptr) {}
+
 std::string RecordStore::PathFor(std::string_view volume_id) const {
   return absl::StrCat(dir_, "/", FileNameFor(volume_id));
 }
@@ -204,6 +215,10 @@ absl::Status RecordStore::Save(const VolumeRecord& record) const {
     unlink(tmp.c_str());
     return st;
   }
+  if (index_ != nullptr) {
+    std::lock_guard<std::mutex> lock(index_->mu);
+    if (index_->records) (*index_->records)[record.volume_id] = record;
+  }
   return FsyncDir(dir_);
 }
 
@@ -211,6 +226,10 @@ absl::Status RecordStore::Delete(std::string_view volume_id) const {
   const std::string path = PathFor(volume_id);
   if (unlink(path.c_str()) != 0 && errno != ENOENT) {
     return ErrnoToStatus(errno, absl::StrCat("removing ", path));
+  }
+  if (index_ != nullptr) {
+    std::lock_guard<std::mutex> lock(index_->mu);
+    if (index_->records) index_->records->erase(std::string(volume_id));
   }
   // The record is gone either way; a failed directory sync only makes that less durable.
   FsyncDir(dir_).IgnoreError();
@@ -229,6 +248,25 @@ int RecordStore::RemoveStaleTemporaries() const {
 }
 
 absl::StatusOr<std::vector<VolumeRecord>> RecordStore::List() const {
+  if (index_ == nullptr) return ReadAll();
+  // Held while the files are read, so that no Save or Delete slips between the read and the
+  // index.
+  std::lock_guard<std::mutex> lock(index_->mu);
+  if (!index_->records) {
+    ASSIGN_OR_RETURN(std::vector<VolumeRecord> all, ReadAll());
+    index_->records.emplace();
+    for (VolumeRecord& r : all) {
+      std::string id = r.volume_id;
+      index_->records->emplace(std::move(id), std::move(r));
+    }
+  }
+  std::vector<VolumeRecord> out;
+  out.reserve(index_->records->size());
+  for (const auto& [id, record] : *index_->records) out.push_back(record);
+  return out;
+}
+
+absl::StatusOr<std::vector<VolumeRecord>> RecordStore::ReadAll() const {
   std::vector<VolumeRecord> out;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {

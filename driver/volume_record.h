@@ -3,6 +3,7 @@
 #ifndef RBDCSI_DRIVER_VOLUME_RECORD_H_
 #define RBDCSI_DRIVER_VOLUME_RECORD_H_
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -66,7 +67,14 @@ inline constexpr size_t kMaxRecordBytes = 64 * 1024;
 // per-volume lock.
 class RecordStore {
  public:
-  explicit RecordStore(std::string dir) : dir_(std::move(dir)) {}
+  // How List() reads. kDisk: every record file, at every call. kOwned, for the one process
+  // that owns the directory (serve holds the state directory's lock): the files at the first
+  // call, then memory that this store's (and its copies') Save and Delete keep current, so that
+  // the one-owner-per-image check of N concurrent stages costs no O(N^2) reads. Load always
+  // reads the file.
+  enum class Listing { kDisk, kOwned };
+
+  explicit RecordStore(std::string dir, Listing listing = Listing::kDisk);
 
   // A file name for `volume_id` that stays inside the directory whatever the id contains
   // ("/", "..", NUL, very long ids): safe characters are kept, others %XX-escaped, and a long
@@ -96,8 +104,12 @@ class RecordStore {
   const std::string& dir() const { return dir_; }
 
  private:
+  struct Index;  // kOwned: the records by volume id, once List() read them
+
   std::string PathFor(std::string_view volume_id) const;
+  absl::StatusOr<std::vector<VolumeRecord>> ReadAll() const;
   const std::string dir_;
+  std::shared_ptr<Index> index_;  // null for kDisk
 };
 
 }  // namespace rbdcsi

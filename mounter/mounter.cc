@@ -1,7 +1,9 @@
 #include "mounter/mounter.h"
 
+#include <fcntl.h>
 #include <libmount/libmount.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 
@@ -60,6 +62,18 @@ class RealMounter : public Mounter {
 
   absl::StatusOr<std::vector<MountInfo>> List() override {
     return ReadMountInfo("/proc/self/mountinfo");
+  }
+
+  absl::StatusOr<bool> IsMountPoint(const std::string& path) override {
+    struct statx stx {};
+    if (statx(AT_FDCWD, path.c_str(), AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_TYPE, &stx) !=
+        0) {
+      if (errno == ENOENT) return false;
+      return Mounter::IsMountPoint(path);  // e.g. EACCES on a parent: the table still tells
+    }
+    // STATX_ATTR_MOUNT_ROOT is reported since Linux 5.8; older kernels need the table.
+    if ((stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) == 0) return Mounter::IsMountPoint(path);
+    return (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0;
   }
 };
 

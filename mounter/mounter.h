@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "base/paths.h"  // mount points are compared in CanonicalPath form
+#include "base/status.h"
 #include "mounter/mountinfo.h"
 
 namespace rbdcsi {
@@ -34,6 +35,19 @@ class Mounter {
 
   // This process's mount table (/proc/self/mountinfo), freshly read.
   virtual absl::StatusOr<std::vector<MountInfo>> List() = 0;
+
+  // Whether a mount is reachable at `path` (it is the root of a mount, seen through `path`
+  // without following a final symlink); false when `path` does not exist. A mount hidden
+  // under a mount on a parent directory is not reachable, so it does not count; List() shows
+  // it. Reading the table costs time in proportion to every mount of the namespace, this
+  // check does not. The default asks List().
+  virtual absl::StatusOr<bool> IsMountPoint(const std::string& path) {
+    ASSIGN_OR_RETURN(std::vector<MountInfo> table, List());
+    for (const MountInfo& m : table) {
+      if (m.mount_point == path) return true;
+    }
+    return false;
+  }
 };
 
 std::unique_ptr<Mounter> NewRealMounter();

@@ -49,6 +49,18 @@ bool ParseDevNumbers(absl::string_view text, unsigned* major_out, unsigned* mino
   return absl::SimpleAtoi(parts.first, major_out) && absl::SimpleAtoi(parts.second, minor_out);
 }
 
+// A sysfs attribute under the directory `dir_fd`, read with one openat and one read: sysfs
+// hands over a whole attribute (at most a page) in the first read. Cheaper than
+// ReadSmallFile for the scans that read one attribute of every loop device.
+std::optional<std::string> ReadAttributeAt(int dir_fd, const std::string& relative) {
+  UniqueFd fd(openat(dir_fd, relative.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return std::nullopt;
+  char buf[8192];
+  const ssize_t n = read(fd.get(), buf, sizeof(buf));
+  if (n < 0 || static_cast<size_t>(n) == sizeof(buf)) return std::nullopt;
+  return std::string(buf, static_cast<size_t>(n));
+}
+
 bool ReadFlag(const std::string& path) {
   absl::StatusOr<std::string> text = ReadSmallFile(path);
   return text.ok() && absl::StripAsciiWhitespace(*text) == "1";
@@ -299,9 +311,9 @@ absl::StatusOr<std::vector<LoopInfo>> RealLoopDevices::ListWhere(
     absl::string_view name = e->d_name;
     unsigned number = 0;
     if (!absl::StartsWith(name, "loop") || !absl::SimpleAtoi(name.substr(4), &number)) continue;
-    absl::StatusOr<std::string> backing =
-        ReadSmallFile(absl::StrCat(block_dir, "/", name, "/loop/backing_file"));
-    if (!backing.ok()) continue;  // not attached, or detached meanwhile
+    std::optional<std::string> backing =
+        ReadAttributeAt(dirfd(dir.get()), absl::StrCat(name, "/loop/backing_file"));
+    if (!backing) continue;  // not attached, or detached meanwhile
     bool deleted = false;
     if (!want(ParseBackingFile(*backing, &deleted))) continue;
     ASSIGN_OR_RETURN(std::optional<LoopInfo> info, ReadInfo(name, *backing));

@@ -1,5 +1,6 @@
 #include "driver/volume_record.h"
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -180,6 +181,42 @@ TEST(RecordStoreTest, DamagedOrForeignRecordIsDataLossAndKept) {
   VolumeRecord r = Sample();
   std::ofstream(dir.path() + "/pvc-8.json") << EncodeRecord(r);  // says pvc-123 inside
   EXPECT_THAT(store.Load("pvc-8"), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("belongs to")));
+}
+
+// The serve process owns its state directory: List reads the files once, then answers from
+// what this store saved and deleted, and a copy of the store shares that index.
+TEST(RecordStoreTest, AnOwnedStoreListsFromMemoryAfterItsFirstRead) {
+  TempDir dir("records");
+  VolumeRecord a = Sample();
+  a.volume_id = "pvc-a";
+  ASSERT_THAT(RecordStore(dir.path()).Save(a), IsOk());  // there before the owner starts
+  std::ofstream(dir.path() + "/pvc-9.json") << "garbage";
+  RecordStore owned(dir.path(), RecordStore::Listing::kOwned);
+  RecordStore copy = owned;
+  auto ids = [](const absl::StatusOr<std::vector<VolumeRecord>>& list) {
+    std::vector<std::string> out;
+    for (const VolumeRecord& r : list.value()) out.push_back(r.volume_id);
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  EXPECT_EQ(ids(owned.List()), std::vector<std::string>{"pvc-a"});
+  VolumeRecord b = Sample();
+  b.volume_id = "pvc-b";
+  ASSERT_THAT(copy.Save(b), IsOk());
+  b.step = StageStep::kUnmounted;
+  ASSERT_THAT(owned.Save(b), IsOk());
+  ASSERT_THAT(owned.Delete("pvc-a"), IsOk());
+  const absl::StatusOr<std::vector<VolumeRecord>> listed = owned.List();
+  EXPECT_EQ(ids(listed), std::vector<std::string>{"pvc-b"});
+  EXPECT_EQ(listed->front().step, StageStep::kUnmounted);
+  // The files say the same as the memory.
+  EXPECT_EQ(ids(RecordStore(dir.path()).List()), ids(listed));
+  // A file that appears behind the owner's back is not listed (kDisk would list it).
+  VolumeRecord c = Sample();
+  c.volume_id = "pvc-c";
+  ASSERT_THAT(RecordStore(dir.path()).Save(c), IsOk());
+  EXPECT_EQ(ids(owned.List()), std::vector<std::string>{"pvc-b"});
+  EXPECT_EQ(ids(RecordStore(dir.path()).List()), (std::vector<std::string>{"pvc-b", "pvc-c"}));
 }
 
 }  // namespace
