@@ -2,8 +2,9 @@
 #   docker build -t rbdcsi:latest .
 # Without a registry, make debian:12 and debian:12-slim from a Debian mirror first:
 #   scripts/debian-base-image     (README, "Deploying on Kubernetes")
-# Stage 1 builds with the same script CI uses; stage 2 installs only what the binary links
-# (computed from the binary, so a new library dependency cannot be forgotten) and the tools.
+# Stage 1 builds with the same script CI uses; stage 2 installs only what the binaries link
+# (computed from rbdcsi-controller, which links all rbdcsi does plus the Ceph libraries, so a
+# new library dependency cannot be forgotten) and the tools.
 
 FROM debian:12 AS build
 WORKDIR /src
@@ -12,8 +13,8 @@ RUN apt-get update && scripts/install-deps.sh --build-only && rm -rf /var/lib/ap
 COPY . .
 RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
  && cmake --build build -j"$(nproc)" --target rbdcsi \
- && strip build/cmd/rbdcsi \
- && scripts/runtime-packages.sh build/cmd/rbdcsi > /runtime-packages \
+ && strip build/cmd/rbdcsi build/cmd/rbdcsi-controller \
+ && scripts/runtime-packages.sh build/cmd/rbdcsi-controller > /runtime-packages \
  && cat /runtime-packages
 
 FROM debian:12-slim
@@ -25,6 +26,7 @@ RUN apt-get update \
       ceph-common rbd-nbd rbd-fuse e2fsprogs xfsprogs util-linux mount kmod \
       $(cat /runtime-packages) \
  && rm -rf /var/lib/apt/lists/* /runtime-packages
-COPY --from=build /src/build/cmd/rbdcsi /usr/local/bin/rbdcsi
+# rbdcsi (the node plugin, no Ceph library) executes rbdcsi-controller for the controller service.
+COPY --from=build /src/build/cmd/rbdcsi /src/build/cmd/rbdcsi-controller /usr/local/bin/
 ENTRYPOINT ["/usr/local/bin/rbdcsi"]
 CMD ["serve"]

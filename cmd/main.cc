@@ -9,6 +9,7 @@
 #include "cmd/doctor.h"
 #include "cmd/flags.h"
 #include "cmd/holders.h"
+#include "cmd/image_stores.h"
 #include "cmd/migrate_pv.h"
 #include "cmd/serve.h"
 
@@ -55,7 +56,13 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  if (serve->parsed()) return rbdcsi::RunServe(serve_flags);
+  if (serve->parsed()) {
+    // The node plugin's binary links no Ceph library; the controller's does.
+    if (!serve_flags.no_controller && !rbdcsi::ServesController()) {
+      return rbdcsi::ExecController(argv);
+    }
+    return rbdcsi::RunServe(serve_flags);
+  }
   if (holders->parsed()) return rbdcsi::RunHolders(holders_flags);
   if (doctor->parsed()) return rbdcsi::RunDoctor(doctor_flags);
   if (migrate->parsed()) return rbdcsi::RunMigratePv(migrate_flags);

@@ -9,6 +9,7 @@
 #include <cctype>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <thread>
@@ -20,7 +21,7 @@
 #include "base/host_env.h"
 #include "base/logging.h"
 #include "base/version.h"
-#include "ceph/ceph_store_provider.h"
+#include "cmd/image_stores.h"
 #include "cmd/mappers.h"
 #include "driver/busy_handler.h"
 #include "driver/controller.h"
@@ -81,9 +82,8 @@ struct Runtime {
         filesystems(NewRealFilesystems(*runner)),
         mappers(NewMappers(flags, runner.get())),
         images(flags.data_dir, LoopMapperOf(*mappers)),
-        stores(clusters.get(), &images,
-               CephClientOptions{std::chrono::seconds(flags.ceph_timeout_seconds)}),
-        records(flags.state_dir + "/volumes"),
+        stores(NewImageStoreProvider(flags, clusters.get(), &images)),
+        records(flags.state_dir + "/volumes", RecordStore::Listing::kOwned),
         procfs(NewRealProcFs()),
         scanner(*procfs),
         ns_unmounter(NewRealNamespaceUnmounter()),
@@ -102,7 +102,7 @@ struct Runtime {
   std::unique_ptr<Filesystems> filesystems;
   std::unique_ptr<MapperRegistry> mappers;
   LoopImageStore images;
-  CephStoreProvider stores;  // the loop store, and the clusters of the cluster config
+  std::unique_ptr<ImageStoreProvider> stores;  // the loop store (and Ceph clusters)
   RecordStore records;
   VolumeLocks locks;             // node operations, by volume id and by image
   VolumeLocks controller_locks;  // controller operations, by image
@@ -151,6 +151,17 @@ absl::StatusOr<UniqueFd> LockStateDir(const std::string& state_dir) {
 }
 
 }  // namespace
+
+int ExecController(char** argv) {
+  std::error_code ec;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  const std::string path = (self.parent_path() / kControllerBinary).string();
+  if (!ec) execv(path.c_str(), argv);
+  std::cerr << "rbdcsi serve: the controller service is served by " << path << ", which "
+            << (ec ? ec.message() : std::strerror(errno))
+            << "; install it beside rbdcsi, or serve the node alone with --no-controller\n";
+  return 2;
+}
 
 int RunServe(ServeFlags flags) {
   if (absl::Status st = ValidateServeFlags(flags); !st.ok()) {
@@ -240,7 +251,7 @@ int RunServe(ServeFlags flags) {
   controller_config.mappers = MapperNames();
   controller_config.default_mapper = "loop";
   controller_config.ceph_default_mapper = "krbd";
-  ControllerOps controller_ops(controller_config, &rt.stores, &rt.controller_locks);
+  ControllerOps controller_ops(controller_config, rt.stores.get(), &rt.controller_locks);
   ControllerService controller(&controller_ops, server.tracker());
 
   server.AddService(&identity);
