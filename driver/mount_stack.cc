@@ -14,13 +14,14 @@ constexpr int kMaxUnmounts = 64;
 }  // namespace
 
 absl::Status UnmountStack(Mounter& mounter, const std::string& path, std::string_view volume_id,
-                          const UnmountStackHooks& hooks) {
+                          const UnmountStackHooks& hooks, const std::vector<MountInfo>* table) {
   const absl::string_view volume = AsAbsl(volume_id);
   // The table is read once per pass; each mount it lists at `path` is then unmounted in turn
   // (the next one down is the new top). Reading it after every unmount made N volumes cost
   // O(N^2): each read formats every mount of the namespace.
-  std::vector<MountInfo> at;
-  bool read = false;
+  std::vector<MountInfo> at = table != nullptr ? MountsAt(*table, path) : std::vector<MountInfo>();
+  bool read = table != nullptr;
+  if (read && at.empty()) return absl::OkStatus();
   for (int round = 0; round < kMaxUnmounts; ++round) {
     if (at.empty()) {
       // Done when nothing is reachable at `path` any more, unless the table was never read:
@@ -29,9 +30,9 @@ absl::Status UnmountStack(Mounter& mounter, const std::string& path, std::string
         ASSIGN_OR_RETURN(const bool mounted, mounter.IsMountPoint(path));
         if (!mounted) return absl::OkStatus();
       }
-      ASSIGN_OR_RETURN(std::vector<MountInfo> table, mounter.List());
+      ASSIGN_OR_RETURN(std::vector<MountInfo> fresh, mounter.List());
       read = true;
-      at = MountsAt(table, path);
+      at = MountsAt(fresh, path);
       if (at.empty()) return absl::OkStatus();
     }
     if (hooks.check_top) RETURN_IF_ERROR(hooks.check_top(at.back()));

@@ -5,6 +5,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "mounter/mounter.h"
@@ -24,8 +25,11 @@ struct UnmountStackHooks {
 // nothing is mounted there. FAILED_PRECONDITION when the table lists a mount that cannot be
 // reached through `path` (a parent directory mounted over) or after 64 rounds. Other unmount
 // errors are returned annotated with `volume_id`.
+// `table`, when given, is a mount table the caller has just read: the first pass uses it
+// instead of reading one more.
 absl::Status UnmountStack(Mounter& mounter, const std::string& path, std::string_view volume_id,
-                          const UnmountStackHooks& hooks);
+                          const UnmountStackHooks& hooks,
+                          const std::vector<MountInfo>* table = nullptr);
 
 }  // namespace rbdcsi
 

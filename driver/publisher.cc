@@ -209,7 +209,7 @@ absl::Status Publisher::Unpublish(const csi::v1::NodeUnpublishVolumeRequest& req
         "volume ", req.volume_id(), ": ", target, " has a mount of ", top.source, " (", top.major,
         ":", top.minor, ") on top that is not this volume's; left untouched"));
   };
-  RETURN_IF_ERROR(UnmountStack(*deps_.mounter, target, req.volume_id(), hooks));
+  RETURN_IF_ERROR(UnmountStack(*deps_.mounter, target, req.volume_id(), hooks, &table));
   if (record->publishes_known) RemoveCreatedTarget(*deps_.env, *record, target);
   return ForgetPublish(*deps_.records, *record, target);
 }

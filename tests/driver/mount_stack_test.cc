@@ -53,6 +53,15 @@ TEST_F(MountStackTest, AStackGoesTopFirstWithOneTableReadPerPass) {
   ASSERT_EQ(mounter_.List()->size(), 1u);  // /other stays
 }
 
+TEST_F(MountStackTest, TheCallersTableServesTheFirstPass) {
+  ASSERT_THAT(mounter_.Mount("/dev/loop7", "/stage", "ext4", ""), IsOk());
+  const std::vector<MountInfo> table = mounter_.List().value();
+  mounter_.lists = 0;
+  ASSERT_THAT(UnmountStack(mounter_, "/stage", "vol", {}, &table), IsOk());
+  EXPECT_EQ(mounter_.lists, 1);  // only the fake's IsMountPoint, after the unmount
+  EXPECT_TRUE(mounter_.List()->empty());
+}
+
 TEST_F(MountStackTest, NothingMountedIsOneReadAndNoUnmount) {
   ASSERT_THAT(UnmountStack(mounter_, "/stage", "vol", {}), IsOk());
   EXPECT_TRUE(log_.empty());
