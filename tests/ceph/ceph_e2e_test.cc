@@ -115,6 +115,8 @@ class CephE2eTest : public ::testing::Test {
     return plugin_->node().NodeUnstageVolume(Ctx().get(), req, &resp);
   }
   grpc::Status Publish(const csi::v1::Volume& vol, const std::string& staging) {
+    // The CO makes the target's parent (a missing one is INVALID_ARGUMENT).
+    std::filesystem::create_directories(std::filesystem::path(target()).parent_path());
     csi::v1::NodePublishVolumeRequest req;
     req.set_volume_id(vol.volume_id());
     req.set_staging_target_path(staging);
