@@ -389,10 +389,33 @@ class ManifestsTest(unittest.TestCase):
         self.assertEqual(stages, ["debian:12", "debian:12-slim"])
         self.assertIn("ceph-common", text)
         self.assertIn('ENTRYPOINT ["/usr/local/bin/rbdcsi"]', text)
-        out = subprocess.run([os.path.join(ROOT, "scripts", "runtime-packages.sh"), BINARY],
-                             check=True, capture_output=True, text=True).stdout.split()
+        known = {}
+
+        def packages(binary):
+            binary = os.path.realpath(binary)
+            if binary not in known:
+                known[binary] = set(subprocess.run(
+                    [os.path.join(ROOT, "scripts", "runtime-packages.sh"), binary], check=True,
+                    capture_output=True, text=True).stdout.split())
+            return known[binary]
+
+        out = packages(BINARY)
         self.assertTrue(any(p.startswith("libgrpc++") for p in out), out)
         self.assertIn("libc6", out)
+        # Every executable the build makes is in the image, and the packages the image installs
+        # (computed from one of them) cover what each of them links.
+        built = sorted(f for f in os.listdir(os.path.dirname(BINARY))
+                       if f.startswith("rbdcsi") and
+                       os.access(os.path.join(os.path.dirname(BINARY), f), os.X_OK) and
+                       os.path.isfile(os.path.join(os.path.dirname(BINARY), f)))
+        copies = " ".join(re.findall(r"^COPY --from=build (.*)$", text, re.M))
+        for name in built:
+            self.assertIn(f"build/cmd/{name} ", copies + " ", f"the image lacks {name}")
+        source = re.search(r"runtime-packages\.sh build/cmd/(\S+)", text).group(1)
+        installed = packages(os.path.join(os.path.dirname(BINARY), source))
+        for name in built:
+            missing = packages(os.path.join(os.path.dirname(BINARY), name)) - installed
+            self.assertFalse(missing, f"{name} links packages the image does not install")
         # The smoke test the README gives for the image: `--version` and `version` agree.
         flag = subprocess.run([BINARY, "--version"], check=True, capture_output=True, text=True)
         sub = subprocess.run([BINARY, "version"], check=True, capture_output=True, text=True)
