@@ -38,10 +38,10 @@
 #include "base/status.h"
 #include "bench/bench_support.h"
 #include "bench/synthetic_node.h"
-#include "mounter/holders.h"
+#include "holders/holders.h"
+#include "holders/procfs.h"
+#include "holders/release_waiter.h"
 #include "mounter/mountinfo.h"
-#include "mounter/procfs.h"
-#include "mounter/release_waiter.h"
 
 namespace rbdcsi {
 namespace {

@@ -16,9 +16,9 @@
 #include "absl/status/statusor.h"
 #include "base/device_number.h"
 #include "driver/cri_namer.h"
-#include "mounter/cgroup.h"
-#include "mounter/holders.h"
-#include "mounter/procfs.h"
+#include "holders/cgroup.h"
+#include "holders/holders.h"
+#include "holders/procfs.h"
 #include "nlohmann/json.hpp"
 
 namespace rbdcsi {

@@ -11,8 +11,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "base/status.h"
-#include "mounter/holders.h"
-#include "mounter/holders_format.h"
+#include "cmd/holders_format.h"
+#include "driver/holders_message.h"
+#include "holders/holders.h"
 #include "mounter/mounter.h"
 
 namespace rbdcsi {

@@ -10,8 +10,8 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/status/statusor.h"
+#include "holders/procfs.h"
 #include "mounter/mountinfo.h"
-#include "mounter/procfs.h"
 
 namespace rbdcsi {
 

@@ -11,7 +11,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "mounter/cgroup.h"
+#include "holders/cgroup.h"
 
 namespace rbdcsi {
 

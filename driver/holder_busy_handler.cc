@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/logging.h"
 #include "base/status.h"
-#include "mounter/holders_format.h"
+#include "driver/holders_message.h"
 
 namespace rbdcsi {
 namespace {

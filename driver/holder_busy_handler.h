@@ -13,10 +13,10 @@
 
 #include "base/host_env.h"
 #include "driver/busy_handler.h"
+#include "holders/holders.h"
+#include "holders/ns_unmount.h"
+#include "holders/release_waiter.h"
 #include "metrics/metrics.h"
-#include "mounter/holders.h"
-#include "mounter/ns_unmount.h"
-#include "mounter/release_waiter.h"
 
 namespace rbdcsi {
 

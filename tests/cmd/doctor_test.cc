@@ -4,7 +4,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/mounter/fake_procfs.h"
+#include "holders/testing/fake_procfs.h"
 #include "tests/support/test_support.h"
 
 namespace rbdcsi {

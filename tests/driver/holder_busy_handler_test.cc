@@ -8,9 +8,9 @@
 #include "base/status.h"
 #include "base/testing/fake_host_env.h"
 #include "gtest/gtest.h"
-#include "mounter/testing/fake_release_watcher.h"
-#include "tests/mounter/fake_ns_unmount.h"
-#include "tests/mounter/fake_procfs.h"
+#include "holders/testing/fake_ns_unmount.h"
+#include "holders/testing/fake_procfs.h"
+#include "holders/testing/fake_release_watcher.h"
 #include "tests/support/test_support.h"
 
 namespace rbdcsi {

@@ -8,12 +8,12 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "driver/holders_message.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "mounter/holders.h"
-#include "mounter/holders_format.h"
-#include "mounter/release_waiter.h"
-#include "tests/mounter/loop_fixture.h"
+#include "holders/holders.h"
+#include "holders/release_waiter.h"
+#include "tests/holders/loop_fixture.h"
 
 namespace rbdcsi {
 namespace {

@@ -9,8 +9,8 @@
 // Use: Watch(report) right after a scan, re-try the release once (something may have changed
 // between the scan and Watch), then WaitForChange() and re-try after each event until the budget
 // is spent. Not thread-safe; one waiter per unstage attempt.
-#ifndef RBDCSI_MOUNTER_RELEASE_WAITER_H_
-#define RBDCSI_MOUNTER_RELEASE_WAITER_H_
+#ifndef RBDCSI_HOLDERS_RELEASE_WAITER_H_
+#define RBDCSI_HOLDERS_RELEASE_WAITER_H_
 
 #include <sys/types.h>
 
@@ -24,7 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "base/fd.h"
-#include "mounter/holders.h"
+#include "holders/holders.h"
 
 namespace rbdcsi {
 
@@ -90,4 +90,4 @@ class ReleaseWaiter : public ReleaseWatcher {
 
 }  // namespace rbdcsi
 
-#endif  // RBDCSI_MOUNTER_RELEASE_WAITER_H_
+#endif  // RBDCSI_HOLDERS_RELEASE_WAITER_H_

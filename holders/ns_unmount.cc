@@ -1,4 +1,4 @@
-#include "mounter/ns_unmount.h"
+#include "holders/ns_unmount.h"
 
 #include <fcntl.h>
 #include <sched.h>

@@ -10,7 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "tests/mounter/loop_fixture.h"
+#include "tests/holders/loop_fixture.h"
 
 namespace rbdcsi {
 namespace {

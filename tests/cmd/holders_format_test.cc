@@ -1,10 +1,11 @@
 // Table, JSON and operator message of a holder report.
-#include "mounter/holders_format.h"
+#include "cmd/holders_format.h"
 
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_split.h"
+#include "driver/holders_message.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

@@ -1,8 +1,8 @@
 // Parsing of /proc/PID/cgroup, and telling from it which container and pod a process belongs to.
 //
 // Used to name the owner of a mount namespace that holds a device. Thread-safe (no shared state).
-#ifndef RBDCSI_MOUNTER_CGROUP_H_
-#define RBDCSI_MOUNTER_CGROUP_H_
+#ifndef RBDCSI_HOLDERS_CGROUP_H_
+#define RBDCSI_HOLDERS_CGROUP_H_
 
 #include <string>
 #include <string_view>
@@ -51,4 +51,4 @@ ContainerIdentity IdentifyContainer(std::string_view cgroup_text);
 
 }  // namespace rbdcsi
 
-#endif  // RBDCSI_MOUNTER_CGROUP_H_
+#endif  // RBDCSI_HOLDERS_CGROUP_H_

@@ -1,4 +1,4 @@
-#include "mounter/holders.h"
+#include "holders/holders.h"
 
 #include <algorithm>
 #include <cstdint>

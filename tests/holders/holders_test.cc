@@ -1,12 +1,12 @@
 // Holder scan against a fake node: namespaces, threads, propagation classes, every holder kind.
-#include "mounter/holders.h"
+#include "holders/holders.h"
 
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/mounter/fake_procfs.h"
+#include "holders/testing/fake_procfs.h"
 #include "tests/support/test_support.h"
 
 namespace rbdcsi {

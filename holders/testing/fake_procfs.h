@@ -2,8 +2,8 @@
 // mount namespaces, per-namespace mount tables, open files, stacked devices, swaps, and mount
 // namespaces the kernel knows about that have no process. It counts reads so tests can check
 // that each namespace's table is read once.
-#ifndef RBDCSI_TESTS_MOUNTER_FAKE_PROCFS_H_
-#define RBDCSI_TESTS_MOUNTER_FAKE_PROCFS_H_
+#ifndef RBDCSI_HOLDERS_TESTING_FAKE_PROCFS_H_
+#define RBDCSI_HOLDERS_TESTING_FAKE_PROCFS_H_
 
 #include <map>
 #include <string>
@@ -12,7 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status.h"
-#include "mounter/procfs.h"
+#include "holders/procfs.h"
 
 namespace rbdcsi {
 
@@ -207,4 +207,4 @@ inline ProcessFile SlotOn(ProcessFile::Slot slot, DeviceNumber dev) {
 
 }  // namespace rbdcsi
 
-#endif  // RBDCSI_TESTS_MOUNTER_FAKE_PROCFS_H_
+#endif  // RBDCSI_HOLDERS_TESTING_FAKE_PROCFS_H_

@@ -1,8 +1,8 @@
 // Scripted ReleaseWatchers for busy-handler tests: no processes, no wall clock. Each wait takes
 // the next scripted answer: an event (the holder let go: true at once) or none (the budget runs
 // out: the fake clock advances by the whole budget, false). Thread-safe.
-#ifndef RBDCSI_MOUNTER_TESTING_FAKE_RELEASE_WATCHER_H_
-#define RBDCSI_MOUNTER_TESTING_FAKE_RELEASE_WATCHER_H_
+#ifndef RBDCSI_HOLDERS_TESTING_FAKE_RELEASE_WATCHER_H_
+#define RBDCSI_HOLDERS_TESTING_FAKE_RELEASE_WATCHER_H_
 
 #include <deque>
 #include <functional>
@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "base/clock.h"
-#include "mounter/release_waiter.h"
+#include "holders/release_waiter.h"
 
 namespace rbdcsi {
 
@@ -93,4 +93,4 @@ class FakeReleaseWatchers {
 
 }  // namespace rbdcsi
 
-#endif  // RBDCSI_MOUNTER_TESTING_FAKE_RELEASE_WATCHER_H_
+#endif  // RBDCSI_HOLDERS_TESTING_FAKE_RELEASE_WATCHER_H_

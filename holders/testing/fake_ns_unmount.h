@@ -1,6 +1,6 @@
 // A fake NamespaceUnmounter that records each call and answers with a scripted status.
-#ifndef RBDCSI_TESTS_MOUNTER_FAKE_NS_UNMOUNT_H_
-#define RBDCSI_TESTS_MOUNTER_FAKE_NS_UNMOUNT_H_
+#ifndef RBDCSI_HOLDERS_TESTING_FAKE_NS_UNMOUNT_H_
+#define RBDCSI_HOLDERS_TESTING_FAKE_NS_UNMOUNT_H_
 
 #include <deque>
 #include <mutex>
@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "mounter/ns_unmount.h"
+#include "holders/ns_unmount.h"
 
 namespace rbdcsi {
 
@@ -51,4 +51,4 @@ class FakeNamespaceUnmounter : public NamespaceUnmounter {
 
 }  // namespace rbdcsi
 
-#endif  // RBDCSI_TESTS_MOUNTER_FAKE_NS_UNMOUNT_H_
+#endif  // RBDCSI_HOLDERS_TESTING_FAKE_NS_UNMOUNT_H_

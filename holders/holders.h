@@ -5,8 +5,8 @@
 // (what a lazy unmount leaves behind), a block device stacked on it, or an active swap on it.
 // Mount namespaces are compared by device number, never by path: paths differ between
 // namespaces, major:minor does not.
-#ifndef RBDCSI_MOUNTER_HOLDERS_H_
-#define RBDCSI_MOUNTER_HOLDERS_H_
+#ifndef RBDCSI_HOLDERS_HOLDERS_H_
+#define RBDCSI_HOLDERS_HOLDERS_H_
 
 #include <sys/types.h>
 
@@ -19,8 +19,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "mounter/cgroup.h"
-#include "mounter/procfs.h"
+#include "holders/cgroup.h"
+#include "holders/procfs.h"
 
 namespace rbdcsi {
 
@@ -151,4 +151,4 @@ void ForEachMountLineOf(std::string_view text, const std::vector<std::string>& d
 
 }  // namespace rbdcsi
 
-#endif  // RBDCSI_MOUNTER_HOLDERS_H_
+#endif  // RBDCSI_HOLDERS_HOLDERS_H_

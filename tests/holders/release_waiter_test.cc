@@ -1,6 +1,6 @@
 // ReleaseWaiter with real processes (no privileges needed): pidfd events, timeouts, and the
 // descriptors it closes.
-#include "mounter/release_waiter.h"
+#include "holders/release_waiter.h"
 
 #include <signal.h>
 #include <sys/stat.h>

@@ -1,7 +1,7 @@
 // The real NamespaceUnmounter against the kernel: a holder's private copy of a loop-device mount
 // is unmounted inside the holder's namespace, and only when namespace and mount id match.
 // Privileged (ctest label "privileged").
-#include "mounter/ns_unmount.h"
+#include "holders/ns_unmount.h"
 
 #include <signal.h>
 #include <sys/mount.h>
@@ -15,7 +15,7 @@
 #include "base/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/mounter/loop_fixture.h"
+#include "tests/holders/loop_fixture.h"
 
 namespace rbdcsi {
 namespace {

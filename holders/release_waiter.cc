@@ -1,4 +1,4 @@
-#include "mounter/release_waiter.h"
+#include "holders/release_waiter.h"
 
 #include <fcntl.h>
 #include <poll.h>

@@ -5,8 +5,8 @@
 // statx(AT_STATX_DONT_SYNC) through /proc's magic links, never by walking a path that could sit on
 // a dead NFS or FUSE mount. Methods that fill a caller's vector or string clear it first and reuse
 // its capacity, so a scan over thousands of processes does not allocate per process.
-#ifndef RBDCSI_MOUNTER_PROCFS_H_
-#define RBDCSI_MOUNTER_PROCFS_H_
+#ifndef RBDCSI_HOLDERS_PROCFS_H_
+#define RBDCSI_HOLDERS_PROCFS_H_
 
 #include <sys/types.h>
 
@@ -124,4 +124,4 @@ std::unique_ptr<ProcFs> NewRealProcFs();
 
 }  // namespace rbdcsi
 
-#endif  // RBDCSI_MOUNTER_PROCFS_H_
+#endif  // RBDCSI_HOLDERS_PROCFS_H_

@@ -1,7 +1,5 @@
-#include "mounter/holders_format.h"
+#include "driver/holders_message.h"
 
-#include <algorithm>
-#include <array>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -17,47 +15,6 @@ constexpr size_t kMaxClauses = 8;
 constexpr char kEllipsis[] = "\u2026";
 constexpr char kDash[] = " \u2014 ";
 
-std::string ShortId(const std::string& id) { return id.size() > 12 ? id.substr(0, 12) : id; }
-
-std::string Cell(const std::string& s) { return s.empty() ? "-" : s; }
-
-std::string PidCell(const Holder& h) {
-  if (h.pid == 0) return "-";
-  if (h.tid != 0) return absl::StrCat(h.pid, "/", h.tid);
-  return absl::StrCat(h.pid);
-}
-
-std::string NamespaceCell(const Holder& h) {
-  if (h.mount_namespace == 0 || h.kind != HolderKind::kMount) return "-";
-  return absl::StrCat(h.mount_namespace, h.host_namespace ? " (host)" : "");
-}
-
-std::string WhereCell(const Holder& h) {
-  switch (h.kind) {
-    case HolderKind::kMount:
-      return h.mount_point;
-    case HolderKind::kOpenDevice:
-    case HolderKind::kFileOnFilesystem:
-      return absl::StrCat(h.file, h.path.empty() ? "" : absl::StrCat(": ", h.path),
-                          h.other_files > 0 ? absl::StrCat(" (+", h.other_files, " more)") : "");
-    case HolderKind::kStackedDevice:
-      return h.stacked.dm_name.empty() ? h.stacked.name
-                                       : absl::StrCat(h.stacked.name, " (", h.stacked.dm_name, ")");
-    case HolderKind::kSwap:
-      return h.swap_path;
-  }
-  return "";
-}
-
-std::string PropagationCell(const Holder& h) {
-  std::string cell(PropagationClassName(h.propagation));
-  if (h.exiting) cell = cell.empty() ? "exiting" : cell + ",exiting";
-  if (h.kind == HolderKind::kMount && !h.propagation_tags.empty()) {
-    absl::StrAppend(&cell, " (", absl::StrJoin(h.propagation_tags, " "), ")");
-  }
-  return cell;
-}
-
 // "pid 21839 (node_exporter, container 3f2a9c7f1955…, pod 7c1e2f3a-…)", and with the names
 // a ContainerNamer found: "pid 21839 (node_exporter, container node-exporter 3f2a9c7f1955…,
 // pod monitoring/node-exporter-x7k2p 7c1e2f3a-…)"
@@ -69,8 +26,8 @@ std::string Who(const Holder& h) {
   const ContainerIdentity& c = h.container;
   if (!c.container_id.empty()) {
     about.push_back(absl::StrCat("container ", c.container_name,
-                                 c.container_name.empty() ? "" : " ", ShortId(c.container_id),
-                                 kEllipsis));
+                                 c.container_name.empty() ? "" : " ",
+                                 ShortContainerId(c.container_id), kEllipsis));
   }
   if (!c.pod_name.empty()) {
     about.push_back(absl::StrCat("pod ", c.pod_namespace, "/", c.pod_name,
@@ -175,6 +132,14 @@ std::string FileClause(const Holder& h) {
 
 }  // namespace
 
+std::string ShortContainerId(const std::string& id) {
+  return id.size() > 12 ? id.substr(0, 12) : id;
+}
+
+std::string StackedDeviceName(const StackedDevice& s) {
+  return s.dm_name.empty() ? s.name : absl::StrCat(s.name, " (", s.dm_name, ")");
+}
+
 std::string DescribeHolder(const Holder& h) {
   switch (h.kind) {
     case HolderKind::kMount:
@@ -187,7 +152,7 @@ std::string DescribeHolder(const Holder& h) {
     case HolderKind::kFileOnFilesystem:
       return FileClause(h);
     case HolderKind::kStackedDevice:
-      return absl::StrCat("used by the stacked device ", WhereCell(h), kDash,
+      return absl::StrCat("used by the stacked device ", StackedDeviceName(h.stacked), kDash,
                           StackedFix(h.stacked));
     case HolderKind::kSwap:
       return absl::StrCat("used as active swap (", h.swap_path, ")", kDash, "swapoff ",
@@ -218,33 +183,6 @@ std::string DescribeHolders(std::string_view volume_id, std::string_view device,
   return absl::StrCat(message, ".");
 }
 
-std::string FormatHoldersTable(const HolderReport& report) {
-  if (report.holders.empty()) return "";
-  using Row = std::array<std::string, 8>;
-  std::vector<Row> rows = {{"KIND", "PID", "COMMAND", "CONTAINER", "POD", "NAMESPACE",
-                            "MOUNT POINT / FILE", "PROPAGATION"}};
-  for (const Holder& h : report.holders) {
-    rows.push_back({std::string(HolderKindName(h.kind)), PidCell(h), Cell(h.comm),
-                    Cell(ShortId(h.container.container_id)), Cell(h.container.pod_uid),
-                    NamespaceCell(h), Cell(WhereCell(h)), Cell(PropagationCell(h))});
-  }
-  std::array<size_t, 8> widths{};
-  for (const Row& row : rows) {
-    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
-  }
-  std::string out;
-  for (const Row& row : rows) {
-    std::string line;
-    for (size_t i = 0; i < row.size(); ++i) {
-      absl::StrAppend(&line, row[i]);
-      if (i + 1 < row.size()) line.append(widths[i] - row[i].size() + 2, ' ');
-    }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    absl::StrAppend(&out, line, "\n");
-  }
-  return out;
-}
-
 std::string FormatScanSummary(const HolderReport& report) {
   std::string summary = absl::StrFormat(
       "scanned %d processes and %d mount namespaces in %.1f ms; namespaces without a process: %s",
@@ -254,80 +192,6 @@ std::string FormatScanSummary(const HolderReport& report) {
                                                 : "bind-mounted namespace files only");
   if (!report.method_note.empty()) absl::StrAppend(&summary, " (", report.method_note, ")");
   return summary;
-}
-
-nlohmann::json HoldersToJson(std::string_view device, const HolderReport& report) {
-  nlohmann::json holders = nlohmann::json::array();
-  for (const Holder& h : report.holders) {
-    nlohmann::json j = {{"kind", HolderKindName(h.kind)},
-                        {"releases_by_itself", h.ReleasesByItself()}};
-    if (h.pid != 0) {
-      j["pid"] = h.pid;
-      if (h.tid != 0) j["tid"] = h.tid;
-      j["command"] = h.comm;
-      j["cmdline"] = h.cmdline;
-      j["container_id"] = h.container.container_id;
-      j["pod_uid"] = h.container.pod_uid;
-      j["runtime"] = h.container.runtime;
-      if (!h.container.pod_name.empty()) {
-        j["pod_namespace"] = h.container.pod_namespace;
-        j["pod_name"] = h.container.pod_name;
-        j["container_name"] = h.container.container_name;
-      }
-      j["exiting"] = h.exiting;
-    }
-    switch (h.kind) {
-      case HolderKind::kMount:
-        j["mount_namespace"] = h.mount_namespace;
-        j["host_namespace"] = h.host_namespace;
-        j["mount_point"] = h.mount_point;
-        j["mount_id"] = h.mount_id;
-        j["propagation_tags"] = h.propagation_tags;
-        j["propagation"] = PropagationClassName(h.propagation);
-        if (h.pid == 0) {
-          j["namespace_pinned_at"] = h.namespace_pinned_at;
-          j["namespace_pinned_in"] = h.namespace_pinned_in;
-        } else {
-          j["processes_in_namespace"] = h.processes_in_namespace;
-        }
-        break;
-      case HolderKind::kOpenDevice:
-      case HolderKind::kFileOnFilesystem:
-        j["mount_namespace"] = h.mount_namespace;
-        j["file"] = h.file;
-        j["path"] = h.path;
-        j["other_files"] = h.other_files;
-        break;
-      case HolderKind::kStackedDevice:
-        j["stacked_device"] = {{"name", h.stacked.name},
-                               {"major", h.stacked.number.major},
-                               {"minor", h.stacked.number.minor},
-                               {"dm_name", h.stacked.dm_name},
-                               {"dm_uuid", h.stacked.dm_uuid}};
-        break;
-      case HolderKind::kSwap:
-        j["swap_path"] = h.swap_path;
-        break;
-    }
-    j["description"] = DescribeHolder(h);
-    holders.push_back(std::move(j));
-  }
-  nlohmann::json partitions = nlohmann::json::array();
-  for (const DeviceNumber& p : report.partitions) {
-    partitions.push_back(absl::StrCat(p.major, ":", p.minor));
-  }
-  return {{"device", std::string(device)},
-          {"major", report.device.major},
-          {"minor", report.device.minor},
-          {"partitions", partitions},
-          {"held", report.held()},
-          {"only_self_releasing", report.OnlySelfReleasing()},
-          {"method", NamespaceMethodName(report.method)},
-          {"method_note", report.method_note},
-          {"processes_scanned", report.processes_scanned},
-          {"namespaces_scanned", report.namespaces_scanned},
-          {"duration_us", report.duration.count()},
-          {"holders", holders}};
 }
 
 }  // namespace rbdcsi

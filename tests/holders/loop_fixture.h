@@ -7,8 +7,8 @@
 // attached to the fixture's image). Whatever it cannot release normally is a leak it reports
 // (EXPECT) before its last resort (lazy unmount; a still-open device is left with autoclear).
 // Children get SIGKILL as their parent-death signal (ChildProcess), so they die with the test.
-#ifndef RBDCSI_TESTS_MOUNTER_LOOP_FIXTURE_H_
-#define RBDCSI_TESTS_MOUNTER_LOOP_FIXTURE_H_
+#ifndef RBDCSI_TESTS_HOLDERS_LOOP_FIXTURE_H_
+#define RBDCSI_TESTS_HOLDERS_LOOP_FIXTURE_H_
 
 #include <fcntl.h>
 #include <sched.h>
@@ -29,10 +29,10 @@
 #include "absl/strings/strip.h"
 #include "base/command.h"
 #include "base/fd.h"
+#include "driver/holders_message.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "mounter/holders.h"
-#include "mounter/holders_format.h"
+#include "holders/holders.h"
 #include "mounter/mounter.h"
 #include "mounter/mountinfo.h"
 #include "tests/support/test_support.h"
@@ -209,4 +209,4 @@ class LoopDeviceTest : public ::testing::Test {
 
 }  // namespace rbdcsi
 
-#endif  // RBDCSI_TESTS_MOUNTER_LOOP_FIXTURE_H_
+#endif  // RBDCSI_TESTS_HOLDERS_LOOP_FIXTURE_H_

@@ -1,4 +1,4 @@
-#include "mounter/cgroup.h"
+#include "holders/cgroup.h"
 
 #include <algorithm>
 #include <utility>

@@ -3,8 +3,8 @@
 // Nothing from the holder's filesystem runs: no nsenter, no `umount` binary of the container. A
 // forked child of the plugin joins the namespace through a descriptor whose inode was checked,
 // makes sure the topmost mount at the path is the one the scan found, and calls umount2 itself.
-#ifndef RBDCSI_MOUNTER_NS_UNMOUNT_H_
-#define RBDCSI_MOUNTER_NS_UNMOUNT_H_
+#ifndef RBDCSI_HOLDERS_NS_UNMOUNT_H_
+#define RBDCSI_HOLDERS_NS_UNMOUNT_H_
 
 #include <sys/types.h>
 
@@ -44,4 +44,4 @@ std::unique_ptr<NamespaceUnmounter> NewRealNamespaceUnmounter();
 
 }  // namespace rbdcsi
 
-#endif  // RBDCSI_MOUNTER_NS_UNMOUNT_H_
+#endif  // RBDCSI_HOLDERS_NS_UNMOUNT_H_

@@ -1,4 +1,4 @@
-#include "mounter/procfs.h"
+#include "holders/procfs.h"
 
 #include <dirent.h>
 #include <fcntl.h>
