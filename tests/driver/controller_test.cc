@@ -3,8 +3,9 @@
 #include <limits>
 
 #include "gtest/gtest.h"
+#include "mounter/testing/fake_mounter.h"
 #include "rbd/loop_images.h"
-#include "tests/driver/fakes.h"
+#include "rbd/testing/fake_mapper.h"
 #include "tests/support/test_support.h"
 
 namespace rbdcsi {
@@ -17,7 +18,7 @@ class ControllerOpsTest : public ::testing::Test {
  protected:
   ControllerOpsTest()
       : mounter_(&log_, &script_),
-        mapper_("loop", &log_, &script_, &mounter_),
+        mapper_("loop", &log_, &script_, mounter_.DeviceAdder()),
         images_(dir_.path(), &mapper_),
         stores_(&images_),
         ops_(Config(), &stores_, &locks_) {}

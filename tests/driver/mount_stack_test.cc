@@ -3,7 +3,7 @@
 #include <cerrno>
 
 #include "gtest/gtest.h"
-#include "tests/driver/fakes.h"
+#include "mounter/testing/fake_mounter.h"
 #include "tests/support/test_support.h"
 
 namespace rbdcsi {

@@ -7,9 +7,11 @@
 #include <string>
 
 #include "driver/node.h"
+#include "driver/testing/scripted_busy_handler.h"
 #include "gtest/gtest.h"
+#include "mounter/testing/fake_mounter.h"
 #include "rbd/mapper_registry.h"
-#include "tests/driver/fakes.h"
+#include "rbd/testing/fake_mapper.h"
 #include "tests/support/test_support.h"
 
 namespace rbdcsi {
@@ -18,8 +20,8 @@ class NodeOpsTest : public ::testing::Test {
  protected:
   NodeOpsTest()
       : mounter_(&log_, &script_),
-        loop_("loop", &log_, &script_, &mounter_),
-        krbd_("krbd", &log_, &script_, &mounter_),
+        loop_("loop", &log_, &script_, mounter_.DeviceAdder()),
+        krbd_("krbd", &log_, &script_, mounter_.DeviceAdder()),
         filesystems_(&log_, &script_),
         records_(dir_ / "records"),
         busy_(&log_) {
