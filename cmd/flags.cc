@@ -21,6 +21,10 @@ void AddServeFlags(CLI::App& app, ServeFlags& flags) {
       ->capture_default_str();
   app.add_option("--data-dir", flags.data_dir, "Directory holding the loop backend's images")
       ->capture_default_str();
+  app.add_option("--kubelet-dir", flags.kubelet_dir,
+                 "The kubelet's root directory: every staging and target path must lie under it, "
+                 "reached without a symlink")
+      ->capture_default_str();
   app.add_option("--log-level", flags.log_level, "trace|debug|info|warn|error")
       ->capture_default_str();
   app.add_option("--log-format", flags.log_format, "text|json")
@@ -96,6 +100,7 @@ absl::Status ValidateServeFlags(ServeFlags& flags) {
   for (const auto& [name, dir] :
        {std::pair<const char*, std::string*>{"--state-dir", &flags.state_dir},
         {"--data-dir", &flags.data_dir},
+        {"--kubelet-dir", &flags.kubelet_dir},
         {"--fuse-dir", &flags.fuse_dir}}) {
     if (!absl::StartsWith(*dir, "/")) {
       return absl::InvalidArgumentError(

@@ -17,6 +17,7 @@ struct ServeFlags {
   std::string driver_name = "rbd.rbdcsi.dev";
   std::string state_dir = "/var/lib/rbdcsi/state";
   std::string data_dir = "/var/lib/rbdcsi/data";
+  std::string kubelet_dir = "/var/lib/kubelet";  // every staging and target path lies under it
   std::string log_level = "info";
   std::string log_format = "text";
   int grace_seconds = 10;

@@ -244,6 +244,9 @@ int RunServe(ServeFlags flags) {
   NodeConfig node_config;
   node_config.node_id = flags.node_id;
   node_config.default_mapper = flags.default_mapper;
+  node_config.paths.kubelet_dir = flags.kubelet_dir;
+  node_config.paths.protected_dirs = {flags.state_dir, flags.data_dir, flags.key_dir,
+                                      flags.fuse_dir};
   NodeOps node_ops(node_config, deps);
   NodeService node(&node_ops, server.tracker());
   ControllerConfig controller_config;

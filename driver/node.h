@@ -20,7 +20,7 @@ class NodeOps {
         deps_(std::move(deps)),
         finder_(config_, deps_),
         stager_(config_, deps_, finder_),
-        publisher_(deps_, finder_) {}
+        publisher_(config_, deps_, finder_) {}
   NodeOps(const NodeOps&) = delete;
   NodeOps& operator=(const NodeOps&) = delete;
 

@@ -6,6 +6,7 @@
 
 #include "base/host_env.h"
 #include "driver/busy_handler.h"
+#include "driver/request_paths.h"
 #include "driver/volume_locks.h"
 #include "driver/volume_record.h"
 #include "mounter/filesystem.h"
@@ -19,6 +20,7 @@ struct NodeConfig {
   std::string node_id;
   std::string default_mapper = "loop";  // when the volume context names none
   std::string default_pool = "rbd";
+  PathRules paths;  // where staging and target paths may lie (serve --kubelet-dir)
 };
 
 // The OS boundaries the node logic works through; all must outlive the node's parts.

@@ -109,10 +109,15 @@ absl::Status Publisher::Publish(const csi::v1::NodePublishVolumeRequest& req) {
     return absl::InvalidArgumentError("volume_capability is required");
   }
   ASSIGN_OR_RETURN(Capability cap, ParseCapability(req.volume_capability()));
+  ASSIGN_OR_RETURN(const std::string staging,
+                   ResolveRequestPath(config_.paths, req.staging_target_path(),
+                                      "staging_target_path", PathNeed::kNone));
+  ASSIGN_OR_RETURN(const std::string target, ResolveRequestPath(config_.paths, req.target_path(),
+                                                                "target_path", PathNeed::kParent));
   RETURN_IF_ERROR(deps_.locks->TryLock(req.volume_id()));
   VolumeLockGuard guard(deps_.locks, req.volume_id());
   ASSIGN_OR_RETURN(VolumeRecord record, StagedRecord(*deps_.records, req.volume_id()));
-  if (record.staging_path != CanonicalPath(req.staging_target_path())) {
+  if (record.staging_path != staging) {
     return absl::FailedPreconditionError(absl::StrCat("volume ", req.volume_id(), " is staged at ",
                                                       record.staging_path, ", not ",
                                                       req.staging_target_path()));
@@ -130,10 +135,9 @@ absl::Status Publisher::Publish(const csi::v1::NodePublishVolumeRequest& req) {
         " access and cannot be published for ", cap.block ? "block" : "mount", " access"));
   }
   const bool read_only = req.readonly() || cap.read_only_mode || record.read_only;
-  const std::string target = CanonicalPath(req.target_path());
-  if (target == record.staging_path) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("target_path ", target, " is the staging path of volume ", req.volume_id()));
+  if (IsUnder(target, record.staging_path) || IsUnder(record.staging_path, target)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "target_path ", target, " overlaps the staging path of volume ", req.volume_id()));
   }
   const bool recorded = IsRecordedPublish(record, target);
 
@@ -173,6 +177,7 @@ absl::Status Publisher::BindAt(const VolumeRecord& record, const std::string& ta
         "target_path ", target, ": its parent is not a directory that exists; ", made.message()));
   }
   if (!made.ok() && !absl::IsAlreadyExists(made)) return made;
+  RETURN_IF_ERROR(VerifyResolved(config_.paths, target, "target_path"));
   return deps_.mounter->BindMount(record.block ? record.device.path : record.staging_path, target,
                                   read_only);
 }
@@ -182,7 +187,8 @@ absl::Status Publisher::Unpublish(const csi::v1::NodeUnpublishVolumeRequest& req
   RETURN_IF_ERROR(ValidatePath(req.target_path(), "target_path"));
   RETURN_IF_ERROR(deps_.locks->TryLock(req.volume_id()));
   VolumeLockGuard guard(deps_.locks, req.volume_id());
-  const std::string target = CanonicalPath(req.target_path());
+  ASSIGN_OR_RETURN(const std::string target, ResolveRequestPath(config_.paths, req.target_path(),
+                                                                "target_path", PathNeed::kNone));
   ASSIGN_OR_RETURN(std::optional<VolumeRecord> record, deps_.records->Load(req.volume_id()));
   if (record && target == record->staging_path) {
     return absl::InvalidArgumentError(

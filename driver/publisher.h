@@ -12,7 +12,8 @@ namespace rbdcsi {
 // Thread-safe; operations on one volume are serialized by the per-volume try-lock (ABORTED).
 class Publisher {
  public:
-  Publisher(const NodeDeps& deps, const VolumeFinder& finder) : deps_(deps), finder_(finder) {}
+  Publisher(const NodeConfig& config, const NodeDeps& deps, const VolumeFinder& finder)
+      : config_(config), deps_(deps), finder_(finder) {}
 
   // Bind-mounts the staged filesystem (or the device, for block volumes) at the target path.
   // NOT_FOUND when the volume is not staged here; FAILED_PRECONDITION when its staging mount
@@ -45,6 +46,7 @@ class Publisher {
   // Creates the target's last component (a directory, or a file for block volumes) and binds.
   absl::Status BindAt(const VolumeRecord& record, const std::string& target, bool read_only);
 
+  const NodeConfig& config_;
   const NodeDeps& deps_;
   const VolumeFinder& finder_;
 };

@@ -18,20 +18,6 @@ const auto& Log() {
   return logger;
 }
 
-// The CO makes the staging directory (CSI: it "SHALL be responsible for creating the directory
-// if it does not exist"); rbdcsi makes at most its last component. A missing parent is the
-// caller's mistake, INVALID_ARGUMENT: never NOT_FOUND, which a CO reads as "no such volume".
-absl::Status CheckStagingParent(HostEnv& env, const std::string& path) {
-  if (!absl::IsNotFound(env.Stat(path).status())) return absl::OkStatus();
-  const std::string parent = Dirname(CanonicalPath(path));
-  absl::StatusOr<FileInfo> info = env.Stat(parent);
-  if (absl::IsNotFound(info.status()) || (info.ok() && info->type != FileType::kDirectory)) {
-    return absl::InvalidArgumentError(absl::StrCat("staging_target_path ", path, ": its parent ",
-                                                   parent, " is not a directory that exists"));
-  }
-  return absl::OkStatus();
-}
-
 std::string MountOptions(const VolumeRecord& r) {
   std::vector<std::string> opts = r.mount_flags;
   if (r.read_only) opts.push_back("ro");
@@ -91,7 +77,6 @@ absl::StatusOr<VolumeRecord> VolumeStager::RecordFromRequest(
     ASSIGN_OR_RETURN(const ClusterConfig cluster, deps_.clusters->Find(image.cluster_id));
     r.monitors = cluster.MonitorList();
   }
-  r.staging_path = CanonicalPath(req.staging_target_path());
   r.block = cap.block;
   r.fs_type = cap.fs_type;
   r.mount_flags = cap.mount_flags;
@@ -154,9 +139,13 @@ absl::Status VolumeStager::Stage(const csi::v1::NodeStageVolumeRequest& req) {
   if (!req.has_volume_capability()) {
     return absl::InvalidArgumentError("volume_capability is required");
   }
-  RETURN_IF_ERROR(CheckStagingParent(*deps_.env, req.staging_target_path()));
+  // The CO makes the staging directory's parent (CSI); rbdcsi makes at most the last component.
+  ASSIGN_OR_RETURN(const std::string staging,
+                   ResolveRequestPath(config_.paths, req.staging_target_path(),
+                                      "staging_target_path", PathNeed::kParent));
   MapOptions map_options;
   ASSIGN_OR_RETURN(VolumeRecord want, RecordFromRequest(req, &map_options));
+  want.staging_path = staging;
   RETURN_IF_ERROR(deps_.locks->TryLock(req.volume_id()));
   VolumeLockGuard guard(deps_.locks, req.volume_id());
   // One image, many names (issue: two volume ids, two rw mounts): serialize by the image and
@@ -290,6 +279,7 @@ absl::Status VolumeStager::MountStaged(const VolumeRecord& record) {
       return Annotate(made, "creating the staging path");
     }
   }
+  RETURN_IF_ERROR(VerifyResolved(config_.paths, record.staging_path, "staging_target_path"));
   return deps_.mounter->Mount(dev, record.staging_path, fs, MountOptions(record));
 }
 
@@ -347,7 +337,9 @@ absl::Status VolumeStager::UndoStaging(VolumeRecord& record, BusyBudget& budget)
 absl::Status VolumeStager::Unstage(const csi::v1::NodeUnstageVolumeRequest& req) {
   RETURN_IF_ERROR(ValidateVolumeId(req.volume_id()));
   RETURN_IF_ERROR(ValidatePath(req.staging_target_path(), "staging_target_path"));
-  const std::string staging = CanonicalPath(req.staging_target_path());
+  ASSIGN_OR_RETURN(const std::string staging,
+                   ResolveRequestPath(config_.paths, req.staging_target_path(),
+                                      "staging_target_path", PathNeed::kNone));
   RETURN_IF_ERROR(deps_.locks->TryLock(req.volume_id()));
   VolumeLockGuard guard(deps_.locks, req.volume_id());
 

@@ -39,7 +39,11 @@ class NodeOpsTest : public ::testing::Test {
     deps.locks = &locks_;
     deps.busy = &busy_;
     deps.env = env_.get();
-    ops_ = std::make_unique<NodeOps>(NodeConfig{"node-1"}, deps);
+    NodeConfig config;
+    config.node_id = "node-1";
+    config.paths.kubelet_dir = dir_.path();
+    config.paths.protected_dirs = {records_.dir()};
+    ops_ = std::make_unique<NodeOps>(config, deps);
   }
 
   std::string staging() const { return dir_ / "staging"; }

@@ -110,7 +110,8 @@ TEST_F(PublishTest, UnpublishNeverTouchesASymlinkOrItsTarget) {
   ASSERT_THAT(ops_->Stage(StageRequest()), IsOk());
   std::ofstream(dir_ / "elsewhere") << "precious";
   fs::create_symlink(dir_ / "elsewhere", target());
-  EXPECT_THAT(ops_->Unpublish(UnpublishRequest(target())), IsOk());
+  EXPECT_THAT(ops_->Unpublish(UnpublishRequest(target())),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("symbolic link")));
   EXPECT_TRUE(fs::is_symlink(target()));
   EXPECT_EQ(ReadFileOrEmpty(dir_ / "elsewhere"), "precious");
 }
@@ -188,6 +189,42 @@ TEST_F(PublishTest, BlockPublishIsUndoneAndOnlyAnEmptyFileRemoved) {
   std::ofstream(target()) << "data a pod wrote";
   ASSERT_THAT(ops_->Unpublish(UnpublishRequest(target())), IsOk());
   EXPECT_EQ(ReadFileOrEmpty(target()), "data a pod wrote");
+  EXPECT_THAT(Published(), IsEmpty());
+}
+
+// Issue 8, defect 4: symlinks and the plugin's own directories in request paths.
+TEST_F(PublishTest, AStagingPathThatIsASymlinkIsRefusedBeforeAnyEffect) {
+  fs::create_directories(dir_ / "elsewhere");
+  fs::create_directory_symlink(dir_ / "elsewhere", dir_ / "staging");
+  EXPECT_THAT(ops_->Stage(StageRequest()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("symbolic link")));
+  auto inside_state = StageRequest();
+  inside_state.set_staging_target_path(records_.dir() + "/staging");
+  EXPECT_THAT(ops_->Stage(inside_state),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not the CO's")));
+  auto outside = StageRequest();
+  outside.set_staging_target_path("/proc/self/cwd");
+  EXPECT_THAT(ops_->Stage(outside),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("kubelet directory")));
+  EXPECT_THAT(log_, IsEmpty());
+  EXPECT_FALSE(HasRecord());
+}
+
+TEST_F(PublishTest, ATargetThatIsASymlinkIsNeitherPublishedNorUnpublished) {
+  ASSERT_THAT(ops_->Stage(StageRequest()), IsOk());
+  fs::create_directories(dir_ / "etc");
+  fs::create_directory_symlink(dir_ / "etc", target());
+  log_.clear();
+  EXPECT_THAT(ops_->Publish(PublishRequest()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("symbolic link")));
+  EXPECT_THAT(ops_->Unpublish(UnpublishRequest(target())),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("symbolic link")));
+  auto under_staging = PublishRequest();
+  under_staging.set_target_path(staging() + "/pod");
+  EXPECT_THAT(ops_->Publish(under_staging),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("overlaps")));
+  EXPECT_THAT(log_, IsEmpty());
+  EXPECT_TRUE(fs::is_symlink(target()));
   EXPECT_THAT(Published(), IsEmpty());
 }
 
