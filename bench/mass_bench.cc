@@ -216,8 +216,9 @@ absl::Status RunWorker(const MassFlags& f, const std::string& dir) {
                                            dir + "/keys",  "--nodeid",    "bench",
                                            "--log-format", "json"};
   std::vector<std::string> node_argv = {
-      f.rbdcsi,          "serve",       "--endpoint",  "unix://" + dir + "/node.sock",
-      "--no-controller", "--state-dir", dir + "/state"};
+      f.rbdcsi,          "serve",       "--endpoint",   "unix://" + dir + "/node.sock",
+      "--no-controller", "--state-dir", dir + "/state", "--kubelet-dir",
+      dir + "/kubelet"};
   std::vector<std::string> ctl_argv = {
       f.rbdcsi,    "serve",       "--endpoint",     "unix://" + dir + "/ctl.sock",
       "--no-node", "--state-dir", dir + "/ctlstate"};

@@ -70,7 +70,9 @@ Subject RbdcsiSubject(const RpcFlags& f, const std::string& dir) {
                  "--unstage-wait",
                  "5",
                  "--grace-period",
-                 "30"};
+                 "30",
+                 "--kubelet-dir",  // the staging and target paths below lie under it
+                 s.dir};
   s.node_argv.insert(s.node_argv.end(), common.begin(), common.end());
   s.controller_argv = {
       f.rbdcsi,    "serve",       "--endpoint",       "unix://" + s.dir + "/ctl.sock",

@@ -107,7 +107,8 @@ class DoctorTest : public ::testing::Test {
 
   void StageVolume() {
     std::filesystem::create_directories(dir_ / "plugin");
-    plugin_ = std::make_unique<Plugin>(RBDCSI_BINARY, dir_ / "plugin");
+    plugin_ = std::make_unique<Plugin>(RBDCSI_BINARY, dir_ / "plugin",
+                                       std::vector<std::string>{"--kubelet-dir", dir_ / "kubelet"});
     std::string why;
     ASSERT_TRUE(plugin_->WaitReady(&why)) << why;
     absl::StatusOr<std::string> id = CreateAndStage(*plugin_, "doctor", staging());

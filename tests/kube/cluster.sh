@@ -179,6 +179,7 @@ start_rbdcsi() {
   RBDCSI_ARGV=("${build}/cmd/rbdcsi" serve
     --endpoint "unix://${KUBELET_DIR}/plugins/${KUBE_DRIVER}/csi.sock"
     --registration-dir "${KUBELET_DIR}/plugins_registry" --nodeid "${KUBE_NODE}"
+    --kubelet-dir "${KUBELET_DIR}"
     --state-dir "${RUN}/rbdcsi/state" --data-dir "${RUN}/rbdcsi/data" --key-dir "${RUN}/rbdcsi/keys"
     --cri-endpoint "unix://${RUN}/containerd/containerd.sock" ${RBDCSI_EXTRA_FLAGS:-})
   save_vars RBDCSI_ARGV

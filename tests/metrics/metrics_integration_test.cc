@@ -37,7 +37,8 @@ class MetricsIntegrationTest : public ::testing::Test {
     std::filesystem::create_directories(dir_ / "plugin");
     plugin_ = std::make_unique<Plugin>(
         RBDCSI_BINARY, dir_ / "plugin",
-        std::vector<std::string>{"--metrics-address", "127.0.0.1:0", "--unstage-wait", "0"});
+        std::vector<std::string>{"--metrics-address", "127.0.0.1:0", "--unstage-wait", "0",
+                                 "--kubelet-dir", kubelet()});
     std::string why;
     ASSERT_TRUE(plugin_->WaitReady(&why)) << why;
     std::smatch m;

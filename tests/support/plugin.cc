@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <sys/mount.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <filesystem>
 #include <iostream>
@@ -19,6 +20,11 @@ Plugin::Plugin(const std::string& binary, const std::string& dir,
       binary,        "serve",     "--endpoint", "unix://" + socket(), "--nodeid",       "test-node",
       "--state-dir", state_dir(), "--data-dir", data_dir(),           "--grace-period", "5"};
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
+  if (std::find(extra_flags.begin(), extra_flags.end(), "--kubelet-dir") == extra_flags.end()) {
+    // Staging and target paths must lie under the kubelet directory: by default DIR/kubelet.
+    std::filesystem::create_directories(kubelet_dir());
+    argv.insert(argv.end(), {"--kubelet-dir", kubelet_dir()});
+  }
   child_ = std::make_unique<ChildProcess>(argv, dir_);
   channel_ = grpc::CreateChannel("unix:" + socket(), grpc::InsecureChannelCredentials());
   identity_ = csi::v1::Identity::NewStub(channel_);

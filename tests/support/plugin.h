@@ -17,7 +17,8 @@ namespace rbdcsi {
 
 class Plugin {
  public:
-  // `dir` holds the socket, state, data and the server's output.
+  // `dir` holds the socket, state, data and the server's output; serve's --kubelet-dir is
+  // DIR/kubelet (made here) unless `extra_flags` name one.
   Plugin(const std::string& binary, const std::string& dir,
          const std::vector<std::string>& extra_flags = {});
   ~Plugin();
@@ -28,6 +29,7 @@ class Plugin {
   std::string socket() const { return dir_ + "/csi.sock"; }
   std::string state_dir() const { return dir_ + "/state"; }
   std::string data_dir() const { return dir_ + "/data"; }
+  std::string kubelet_dir() const { return dir_ + "/kubelet"; }
   std::string Stderr() const { return child_->Stderr(); }
 
   csi::v1::Identity::Stub& identity() { return *identity_; }
