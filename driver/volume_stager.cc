@@ -303,13 +303,21 @@ absl::Status VolumeStager::UnmountAll(const std::string& path, VolumeRecord& rec
 
 absl::Status VolumeStager::UnmapDevice(VolumeRecord& record, BusyBudget& budget) {
   ASSIGN_OR_RETURN(Mapper * mapper, finder_.MapperFor(record.mapper));
+  // Every mapping of the image by this mapper goes, the recorded device first: a map that
+  // finished after a crash (or a timeout) may have left another one nobody recorded.
   for (int round = 0; round < kMaxUnmaps; ++round) {
     ASSIGN_OR_RETURN(std::optional<MappedDevice> mapped, finder_.FindMapping(*mapper, record));
-    if (!mapped) return absl::OkStatus();  // already unmapped (by us earlier, or by hand)
+    if (!mapped) return absl::OkStatus();  // none (left): unmapped by us, earlier, or by hand
+    ASSIGN_OR_RETURN(std::optional<std::string> owner, finder_.OtherOwner(record, *mapped));
+    if (owner) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("volume ", record.volume_id, ": ", mapped->path, " maps image ",
+                       record.image.ToString(), " for volume ", *owner, "; not unmapping it"));
+    }
     absl::Status st = mapper->Unmap(*mapped);
     if (st.ok()) {
       Log()->info("volume {}: unmapped {}", record.volume_id, mapped->path);
-      return absl::OkStatus();
+      continue;
     }
     if (!IsBusy(st)) return Annotate(st, absl::StrCat("volume ", record.volume_id));
     record.device = *mapped;
