@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "base/fault_point.h"
 #include "base/fd.h"
 #include "base/status.h"
 
@@ -143,7 +144,10 @@ absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv,
   do {
     n = read(status_r.get(), &child_errno, sizeof child_errno);
   } while (n < 0 && errno == EINTR);
-  if (n <= 0) return pid;  // exec closed the pipe: the program runs
+  if (n <= 0) {  // exec closed the pipe: the program runs
+    FaultPoint(absl::StrCat("run:", argv[0]));
+    return pid;
+  }
   int wstatus = 0;
   while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
   }
@@ -179,8 +183,7 @@ absl::StatusOr<CommandResult> RealCommandRunner::Run(const std::vector<std::stri
   RETURN_IF_ERROR(MakePipe(out_r, out_w));
   RETURN_IF_ERROR(MakePipe(err_r, err_w));
 
-  ASSIGN_OR_RETURN(const pid_t pid,
-                   Spawn(argv, options.env, in_r.get(), out_w.get(), err_w.get()));
+  ASSIGN_OR_RETURN(const pid_t pid, Spawn(argv, options.env, in_r.get(), out_w.get(), err_w.get()));
   in_r.reset();
   out_w.reset();
   err_w.reset();

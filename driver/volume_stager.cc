@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/fault_point.h"
 #include "base/file_util.h"
 #include "base/logging.h"
 #include "base/status.h"
@@ -201,8 +202,10 @@ absl::Status VolumeStager::StageNew(VolumeRecord& record, const MapOptions& map_
                                     BusyBudget& budget) {
   ASSIGN_OR_RETURN(std::optional<MappedDevice> existing, ReusableMapping(record));
   RETURN_IF_ERROR(deps_.records->Save(record));
+  FaultPoint("stage:record-mapping");
   ASSIGN_OR_RETURN(Mapper * mapper, finder_.MapperFor(record.mapper));
   absl::StatusOr<MappedDevice> device = existing ? *existing : mapper->Map(map_options);
+  FaultPoint("stage:mapped");
   if (!device.ok()) {
     const absl::Status st =
         Annotate(device.status(), absl::StrCat("volume ", record.volume_id, ": mapping ",
@@ -223,6 +226,7 @@ absl::Status VolumeStager::StageNew(VolumeRecord& record, const MapOptions& map_
   absl::Status st = deps_.records->Save(record);
   if (st.ok() && !record.block) st = MountStaged(record);
   if (st.ok() && !record.block) RememberStagingMount(record);
+  if (st.ok()) FaultPoint("stage:mounted");
   if (st.ok()) {
     record.step = StageStep::kStaged;
     st = deps_.records->Save(record);
@@ -264,6 +268,7 @@ absl::Status VolumeStager::MountStaged(const VolumeRecord& record) {
     }
     Log()->info("volume {}: {} is blank, creating {}", record.volume_id, dev, fs);
     RETURN_IF_ERROR(deps_.filesystems->Format(dev, fs));
+    FaultPoint("stage:formatted");
   } else if (found != fs) {
     return absl::FailedPreconditionError(absl::StrCat("volume ", record.volume_id, ": ", dev,
                                                       " holds ", found, ", not the requested ", fs,
@@ -334,11 +339,14 @@ absl::Status VolumeStager::UndoStaging(VolumeRecord& record, BusyBudget& budget)
   if (!record.staging_path.empty() && record.has_device()) {
     RETURN_IF_ERROR(UnmountAll(record.staging_path, record, budget));
   }
+  FaultPoint("undo:unmounted");
   if (record.step != StageStep::kUnmounted) {
     record.step = StageStep::kUnmounted;
     RETURN_IF_ERROR(deps_.records->Save(record));
   }
+  FaultPoint("undo:record-unmounted");
   RETURN_IF_ERROR(UnmapDevice(record, budget));
+  FaultPoint("undo:unmapped");
   return deps_.records->Delete(record.volume_id);
 }
 

@@ -54,6 +54,11 @@ int Plugin::Stop() {
   return code ? *code : -1;
 }
 
+void Plugin::Kill() {
+  child_->Signal(SIGKILL);
+  child_->Wait(std::chrono::seconds(20));
+}
+
 void CleanUpUnder(const std::string& dir) {
   // Normal unmounts first; lazy ones only for what stays busy (a leak the test has reported).
   for (int i = 0; i < 10; ++i) {

@@ -38,6 +38,9 @@ class Plugin {
 
   // Stops the server with SIGTERM and returns its exit code (or -1 on timeout).
   int Stop();
+  // SIGKILLs the server (a crash) and reaps it.
+  void Kill();
+  pid_t pid() const { return child_->pid(); }
 
  private:
   std::string dir_;
