@@ -2,6 +2,8 @@
 // that creates something and updated after it, so a later call can always finish the job.
 #include "driver/volume_stager.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/fault_point.h"
@@ -21,7 +23,10 @@ const auto& Log() {
 
 std::string MountOptions(const VolumeRecord& r) {
   std::vector<std::string> opts = r.mount_flags;
-  if (r.read_only) opts.push_back("ro");
+  // The mount-flag policy already added "ro" for read-only modes: never twice.
+  if (r.read_only && std::find(opts.begin(), opts.end(), "ro") == opts.end()) {
+    opts.push_back("ro");
+  }
   return absl::StrJoin(opts, ",");
 }
 

@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -112,11 +114,14 @@ class RealNamespaceUnmounter : public NamespaceUnmounter {
     UniqueFd read_end(pipe_fds[0]);
     UniqueFd write_end(pipe_fds[1]);
     // setns(CLONE_NEWNS) is refused to a multi-threaded process; the forked child has one thread.
+    const pid_t self = ::getpid();
     const pid_t child = ::fork();
     if (child < 0) {
       return ErrnoToStatus(errno, absl::StrCat("cannot fork to unmount ", where));
     }
     if (child == 0) {
+      // Dies with the plugin, like every child it starts (base/command.h).
+      if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != self) ::_exit(6);
       UnmountInChild(ns.get(), write_end.get(), parent.c_str(), name.c_str(), mount_id);
     }
     write_end.reset();

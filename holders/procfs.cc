@@ -3,7 +3,9 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -492,9 +494,12 @@ absl::Status RealProcFs::ReadMountInfoOfNamespaceFile(const std::string& ns_file
   UniqueFd write_end(pipe_fds[1]);
   // A child joins the namespace (a multi-threaded process cannot) and copies its mountinfo to
   // the pipe. Only async-signal-safe calls after fork().
+  const pid_t parent = ::getpid();
   const pid_t child = ::fork();
   if (child < 0) return ErrnoToStatus(errno, "cannot fork to read a mount namespace");
   if (child == 0) {
+    // Dies with the plugin, like every child it starts (base/command.h).
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent) ::_exit(6);
     if (::setns(ns.get(), CLONE_NEWNS) != 0) ::_exit(2);
     const int fd = ::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
     if (fd < 0) ::_exit(3);

@@ -228,5 +228,15 @@ TEST_F(PublishTest, ATargetThatIsASymlinkIsNeitherPublishedNorUnpublished) {
   EXPECT_THAT(Published(), IsEmpty());
 }
 
+TEST_F(PublishTest, AReadOnlyVolumeMountsWithASingleRo) {
+  filesystems_.fs()["/dev/fake0"] = "ext4";
+  auto req = StageRequest();
+  req.mutable_volume_capability()->mutable_access_mode()->set_mode(
+      csi::v1::VolumeCapability::AccessMode::SINGLE_NODE_READER_ONLY);
+  ASSERT_THAT(ops_->Stage(req), IsOk());
+  EXPECT_THAT(log_,
+              ElementsAre("map rbd/img1 ro", "mount /dev/fake0 " + staging() + " ext4 noatime,ro"));
+}
+
 }  // namespace
 }  // namespace rbdcsi
