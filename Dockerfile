@@ -11,7 +11,7 @@ WORKDIR /src
 COPY scripts/install-deps.sh scripts/
 RUN apt-get update && scripts/install-deps.sh --build-only && rm -rf /var/lib/apt/lists/*
 COPY . .
-RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
+RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF -DRBDCSI_FAULT_POINTS=OFF \
  && cmake --build build -j"$(nproc)" --target rbdcsi \
  && strip build/cmd/rbdcsi build/cmd/rbdcsi-controller \
  && scripts/runtime-packages.sh build/cmd/rbdcsi-controller > /runtime-packages \

@@ -184,8 +184,10 @@ class ManifestsTest(unittest.TestCase):
         name, mount = bidirectional[0]
         self.assertEqual(name, "rbdcsi")
         self.assertEqual(mount["mountPath"], KUBELET_DIR)
-        c, _ = self.plugin_args(spec)
+        c, args = self.plugin_args(spec)
         self.assertEqual(host_path_of(spec, c, KUBELET_DIR), KUBELET_DIR)
+        # serve accepts staging and target paths only under its --kubelet-dir: the mount's path.
+        self.assertEqual(args["--kubelet-dir"], KUBELET_DIR)
         # Any other host directory that propagates only follows the host (never a private copy
         # kept alive here, never a mount sent back).
         for n, m in propagating:
@@ -232,7 +234,7 @@ class ManifestsTest(unittest.TestCase):
         for flag in ("--state-dir", "--data-dir", "--rbd-program", "--cri-endpoint"):
             self.assertEqual(defaults[flag], args.get(flag, defaults[flag]), flag)
         self.assertIn("--cri-endpoint", args)
-        self.assertEqual(defaults["--kubelet-dir"], KUBELET_DIR)
+        self.assertEqual(defaults["--kubelet-dir"], args["--kubelet-dir"])
 
     def check_volumes_used(self, spec):
         mounted = {m["name"] for x in spec["containers"] for m in x.get("volumeMounts", [])}
@@ -388,6 +390,7 @@ class ManifestsTest(unittest.TestCase):
         stages = re.findall(r"^FROM (\S+)", text, re.M)
         self.assertEqual(stages, ["debian:12", "debian:12-slim"])
         self.assertIn("ceph-common", text)
+        self.assertIn("-DRBDCSI_FAULT_POINTS=OFF", text, "a release image has no fault points")
         self.assertIn('ENTRYPOINT ["/usr/local/bin/rbdcsi"]', text)
         known = {}
 
