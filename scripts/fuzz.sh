@@ -8,6 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 seconds=${RBDCSI_FUZZ_SECONDS:-20}
+# A fixed seed by default, so that CI explores the same inputs on every run (set it to 0 for a
+# random one when hunting).
+seed=${RBDCSI_FUZZ_SEED:-1}
 
 declare -A seeds=(
   [fuzz_mountinfo]=tests/testdata/mountinfo
@@ -27,12 +30,14 @@ cmake --build build-fuzz -j"$(nproc)" --target "${targets[@]}"
 
 mkdir -p build-fuzz/crashes
 failed=0
+work=
+trap 'if [[ -n $work ]]; then rm -rf "$work"; fi' EXIT
 for t in "${targets[@]}"; do
   work=$(mktemp -d /tmp/rbdcsi-fuzz-XXXXXX)  # new inputs go here; the seeds stay as they are
   corpora=("$work" "${seeds[$t]}")
   [[ -d tests/fuzz/regressions/$t ]] && corpora+=("tests/fuzz/regressions/$t")
   log="build-fuzz/$t.log"
-  if build-fuzz/tests/fuzz/"$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+  if build-fuzz/tests/fuzz/"$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -seed="$seed" \
       -print_final_stats=1 -artifact_prefix="build-fuzz/crashes/$t-" "${corpora[@]}" >"$log" 2>&1; then
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
     echo "fuzz: $t: ${runs:-?} executions in ${seconds} s, no crash"
