@@ -23,6 +23,9 @@
 #include "holders/procfs.h"
 
 namespace rbdcsi {
+namespace holders_internal {
+struct Namespace;
+}  // namespace holders_internal
 
 enum class HolderKind {
   kMount,             // A mount of the device (or a partition of it) in some mount namespace.
@@ -128,8 +131,19 @@ class HolderScanner {
   absl::StatusOr<HolderReport> Scan(unsigned major, unsigned minor, const ScanOptions& options);
 
  private:
-  void AddFileHolders(pid_t pid, uint64_t ns, const std::vector<DeviceNumber>& devices,
-                      std::vector<Holder>& holders);
+  struct ScanState;
+  // The steps of Scan(), in order.
+  void FindDevices(unsigned major, unsigned minor, ScanState& s);
+  absl::Status ScanProcesses(ScanState& s);
+  void AddFileHolders(pid_t pid, uint64_t ns, ScanState& s);
+  void AddThreadNamespaces(pid_t pid, uint64_t ns, ScanState& s);
+  void ScanKernelNamespaces(ScanState& s);
+  void ScanProcNamespaces(ScanState& s);
+  const std::vector<MountInfo>& MatchingMounts(ScanState& s);  // Of text_.
+  void AddMounts(uint64_t ns, const holders_internal::Namespace* entry,
+                 const std::vector<MountInfo>& mounts, ScanState& s);
+  void AddDeviceHolders(ScanState& s);
+  void AddDetails(ScanState& s);
 
   ProcFs& procfs_;
   const ContainerNamer* namer_ = nullptr;
