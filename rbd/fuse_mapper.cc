@@ -253,17 +253,21 @@ absl::Status FuseMapper::StopRbdFuse(const Mapping& m) {
 }
 
 absl::Status FuseMapper::Unmap(const MappedDevice& device) {
-  ASSIGN_OR_RETURN(const std::vector<LoopInfo> all, devices_->List());
-  for (const LoopInfo& info : all) {
-    if (info.device != device.path) continue;
-    std::optional<Mapping> m = MappingOf(info.backing_file);
+  // The one device, not a listing: the caller has just listed (Find/List).
+  absl::StatusOr<LoopInfo> info = devices_->Get(device.path);
+  if (info.ok()) {
+    std::optional<Mapping> m = MappingOf(info->backing_file);
     if (!m) return absl::OkStatus();  // not (any more) ours
-    RETURN_IF_ERROR(devices_->Detach(device.path, info.backing_file));
+    RETURN_IF_ERROR(devices_->Detach(device.path, info->backing_file));
     RETURN_IF_ERROR(StopRbdFuse(*m));
     Logger("fuse")->info("unmapped {} ({})", device.path, m->image.ToString());
     return absl::OkStatus();
   }
-  return device.image.image.empty() ? absl::OkStatus() : StopOrphans(device.image, all);
+  if (!absl::IsNotFound(info.status())) return info.status();
+  if (device.image.image.empty()) return absl::OkStatus();
+  // The device is gone; its rbd-fuse may be left (rare): only then are all devices listed.
+  ASSIGN_OR_RETURN(const std::vector<LoopInfo> all, devices_->List());
+  return StopOrphans(device.image, all);
 }
 
 absl::Status FuseMapper::StopOrphans(const ImageSpec& image,

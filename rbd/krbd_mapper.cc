@@ -4,6 +4,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <optional>
 #include <utility>
@@ -13,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "base/status.h"
 #include "base/text.h"
 #include "rbd/key_file.h"
@@ -192,11 +194,7 @@ absl::Status KrbdMapper::Unmap(const MappedDevice& device) {
   }
   if (!device.image.pool.empty() || !device.image.image.empty()) {
     absl::StrAppend(&what, " (image ", device.image.ToString(), ")");
-    ASSIGN_OR_RETURN(const std::vector<MappedDevice> mapped, List());
-    bool still_ours = false;
-    for (const MappedDevice& m : mapped) {
-      still_ours |= m.path == device.path && m.image == device.image;
-    }
+    ASSIGN_OR_RETURN(const bool still_ours, StillMaps(device));
     if (!still_ours) return absl::OkStatus();
   }
   std::vector<std::string> args = {"device", "unmap"};
@@ -210,6 +208,24 @@ absl::Status KrbdMapper::Unmap(const MappedDevice& device) {
   }
   if (SaysNotMapped(result)) return absl::OkStatus();
   return absl::InternalError(absl::StrCat(what, ": ", RbdWords(result)));
+}
+
+absl::StatusOr<bool> KrbdMapper::StillMaps(const MappedDevice& device) {
+  struct stat st {};
+  if (stat(options_.sysfs_devices.c_str(), &st) == 0) {
+    // The one device's sysfs record: the caller has just listed (Find/List), so no listing of
+    // every device again.
+    absl::string_view id = device.path;
+    if (!absl::ConsumePrefix(&id, "/dev/rbd")) return false;
+    ASSIGN_OR_RETURN(const std::optional<KrbdSysfsDevice> d,
+                     ReadKrbdSysfsDevice(options_.sysfs_devices, std::string(id)));
+    return d.has_value() && d->nspace.empty() && d->snap == "-" &&
+           ImageSpec{d->pool, d->name} == device.image;
+  }
+  ASSIGN_OR_RETURN(const std::vector<MappedDevice> mapped, ListFromCli());
+  return std::any_of(mapped.begin(), mapped.end(), [&device](const MappedDevice& m) {
+    return m.path == device.path && m.image == device.image;
+  });
 }
 
 absl::StatusOr<std::vector<MappedDevice>> KrbdMapper::List() {

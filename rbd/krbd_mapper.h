@@ -82,8 +82,8 @@ class KrbdMapper : public Mapper {
   // not finish in time (the image may still get mapped: consult List()), INTERNAL otherwise.
   absl::StatusOr<MappedDevice> Map(const MapOptions& options) override;
   // `rbd device unmap [-o noudev] DEVICE`. When `device.image` is set, the device is first
-  // looked up in List() and left alone (OK) unless it still maps that image: device names are
-  // reused.
+  // checked and left alone (OK) unless it still maps that image (device names are reused): in
+  // sysfs, that one device only; without sysfs, through `rbd device list`.
   // rbd's "not mapped" answers are OK; EBUSY is IsBusy() with rbd's own words.
   absl::Status Unmap(const MappedDevice& device) override;
   // The image heads in the default namespace (the only kind Map creates), from sysfs (see
@@ -98,6 +98,8 @@ class KrbdMapper : public Mapper {
   // {"-o", "noudev"} without udev, else nothing.
   std::vector<std::string> UdevOptions() const;
   absl::StatusOr<std::vector<MappedDevice>> ListFromCli();
+  // Whether `device.path` is still the head of `device.image` (see Unmap).
+  absl::StatusOr<bool> StillMaps(const MappedDevice& device);
 
   CommandRunner* const runner_;
   const KrbdMapperOptions options_;

@@ -91,4 +91,14 @@ absl::StatusOr<std::vector<KrbdSysfsDevice>> ReadKrbdSysfs(const std::string& de
   return out;
 }
 
+absl::StatusOr<std::optional<KrbdSysfsDevice>> ReadKrbdSysfsDevice(const std::string& devices_dir,
+                                                                   const std::string& id) {
+  unsigned ignored = 0;
+  if (!absl::SimpleAtoi(id, &ignored)) return std::nullopt;  // never a path outside devices_dir
+  absl::StatusOr<KrbdSysfsDevice> device = ReadDevice(devices_dir, id);
+  if (absl::IsNotFound(device.status())) return std::nullopt;
+  if (!device.ok()) return device.status();
+  return *std::move(device);
+}
+
 }  // namespace rbdcsi

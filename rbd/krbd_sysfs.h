@@ -2,6 +2,7 @@
 #ifndef RBDCSI_RBD_KRBD_SYSFS_H_
 #define RBDCSI_RBD_KRBD_SYSFS_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,11 @@ struct KrbdSysfsDevice {
 // while being read is left out. INTERNAL when an entry lacks pool, name or major (or has a
 // non-numeric major/minor), naming the file. Thread-safe.
 absl::StatusOr<std::vector<KrbdSysfsDevice>> ReadKrbdSysfs(const std::string& devices_dir);
+
+// Reads the one device `id` under `devices_dir` (e.g. "3" for /dev/rbd3), without looking at
+// the others; nullopt when there is no such device. Errors as ReadKrbdSysfs(). Thread-safe.
+absl::StatusOr<std::optional<KrbdSysfsDevice>> ReadKrbdSysfsDevice(const std::string& devices_dir,
+                                                                   const std::string& id);
 
 }  // namespace rbdcsi
 

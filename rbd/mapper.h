@@ -90,7 +90,9 @@ class Mapper {
 
   // Unmaps the device. A device that is not mapped (any more) is OK. When anything holds the
   // device, returns a status for which IsBusy() is true (FAILED_PRECONDITION) and leaves the
-  // device mapped: never a lazy or deferred detach.
+  // device mapped: never a lazy or deferred detach. `device` comes from a Find() or List() the
+  // caller has just made: Unmap checks at most that one device (that it still maps
+  // `device.image`) and does not list the node's devices again.
   virtual absl::Status Unmap(const MappedDevice& device) = 0;
 
   // Lists the devices this mapper has mapped on this node (only its own).

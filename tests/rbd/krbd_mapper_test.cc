@@ -457,6 +457,27 @@ TEST_F(KrbdMapperTest, UnmapChecksTheImageInSysfs) {
   EXPECT_THAT(runner_.calls()[0], ElementsAre("rbd", "device", "unmap", "/dev/rbd1"));
 }
 
+TEST_F(KrbdMapperTest, UnmapReadsOnlyItsOwnDeviceInSysfs) {
+  // The caller has just listed: Unmap looks at /dev/rbd1 alone. A listing would fail on the
+  // malformed entry of device 4.
+  AddSysfsDevice("1", SysfsImage("csi-vol-4e5f6a7b", "16"));
+  std::map<std::string, std::string> bad = SysfsImage("csi-vol-1", "0");
+  bad["major"] = "x";
+  AddSysfsDevice("4", bad);
+  ASSERT_FALSE(mapper_->List().ok());
+  runner_.Answer(0, "", "");
+  EXPECT_THAT(
+      mapper_->Unmap(MappedDevice{"/dev/rbd1", 252, 16, {"replicapool", "csi-vol-4e5f6a7b"}}),
+      IsOk());
+  ASSERT_EQ(runner_.calls().size(), 1u);
+  EXPECT_THAT(runner_.calls()[0], ElementsAre("rbd", "device", "unmap", "/dev/rbd1"));
+  // A device the kernel does not know (gone, or a partition's name) is left alone.
+  EXPECT_THAT(
+      mapper_->Unmap(MappedDevice{"/dev/rbd7", 252, 112, {"replicapool", "csi-vol-4e5f6a7b"}}),
+      IsOk());
+  EXPECT_EQ(runner_.calls().size(), 1u);
+}
+
 TEST_F(KrbdMapperTest, AnEmptySysfsMeansNothingIsMapped) {
   ASSERT_THAT(MakeDirs(dir_.path() + "/sys/bus/rbd/devices", 0755), IsOk());
   absl::StatusOr<std::vector<MappedDevice>> list = mapper_->List();
