@@ -49,6 +49,62 @@ std::string PropagationCell(const Holder& h) {
   return cell;
 }
 
+// One holder: what every holder has, its process if any, and its kind's own fields.
+nlohmann::json HolderToJson(const Holder& h) {
+  nlohmann::json j = {{"kind", HolderKindName(h.kind)},
+                      {"releases_by_itself", h.ReleasesByItself()}};
+  if (h.pid != 0) {
+    j["pid"] = h.pid;
+    if (h.tid != 0) j["tid"] = h.tid;
+    j["command"] = h.comm;
+    j["cmdline"] = h.cmdline;
+    j["container_id"] = h.container.container_id;
+    j["pod_uid"] = h.container.pod_uid;
+    j["runtime"] = h.container.runtime;
+    if (!h.container.pod_name.empty()) {
+      j["pod_namespace"] = h.container.pod_namespace;
+      j["pod_name"] = h.container.pod_name;
+      j["container_name"] = h.container.container_name;
+    }
+    j["exiting"] = h.exiting;
+  }
+  switch (h.kind) {
+    case HolderKind::kMount:
+      j["mount_namespace"] = h.mount_namespace;
+      j["host_namespace"] = h.host_namespace;
+      j["mount_point"] = h.mount_point;
+      j["mount_id"] = h.mount_id;
+      j["propagation_tags"] = h.propagation_tags;
+      j["propagation"] = PropagationClassName(h.propagation);
+      if (h.pid == 0) {
+        j["namespace_pinned_at"] = h.namespace_pinned_at;
+        j["namespace_pinned_in"] = h.namespace_pinned_in;
+      } else {
+        j["processes_in_namespace"] = h.processes_in_namespace;
+      }
+      break;
+    case HolderKind::kOpenDevice:
+    case HolderKind::kFileOnFilesystem:
+      j["mount_namespace"] = h.mount_namespace;
+      j["file"] = h.file;
+      j["path"] = h.path;
+      j["other_files"] = h.other_files;
+      break;
+    case HolderKind::kStackedDevice:
+      j["stacked_device"] = {{"name", h.stacked.name},
+                             {"major", h.stacked.number.major},
+                             {"minor", h.stacked.number.minor},
+                             {"dm_name", h.stacked.dm_name},
+                             {"dm_uuid", h.stacked.dm_uuid}};
+      break;
+    case HolderKind::kSwap:
+      j["swap_path"] = h.swap_path;
+      break;
+  }
+  j["description"] = DescribeHolder(h);
+  return j;
+}
+
 }  // namespace
 
 std::string FormatHoldersTable(const HolderReport& report) {
@@ -81,58 +137,7 @@ std::string FormatHoldersTable(const HolderReport& report) {
 nlohmann::json HoldersToJson(std::string_view device, const HolderReport& report) {
   nlohmann::json holders = nlohmann::json::array();
   for (const Holder& h : report.holders) {
-    nlohmann::json j = {{"kind", HolderKindName(h.kind)},
-                        {"releases_by_itself", h.ReleasesByItself()}};
-    if (h.pid != 0) {
-      j["pid"] = h.pid;
-      if (h.tid != 0) j["tid"] = h.tid;
-      j["command"] = h.comm;
-      j["cmdline"] = h.cmdline;
-      j["container_id"] = h.container.container_id;
-      j["pod_uid"] = h.container.pod_uid;
-      j["runtime"] = h.container.runtime;
-      if (!h.container.pod_name.empty()) {
-        j["pod_namespace"] = h.container.pod_namespace;
-        j["pod_name"] = h.container.pod_name;
-        j["container_name"] = h.container.container_name;
-      }
-      j["exiting"] = h.exiting;
-    }
-    switch (h.kind) {
-      case HolderKind::kMount:
-        j["mount_namespace"] = h.mount_namespace;
-        j["host_namespace"] = h.host_namespace;
-        j["mount_point"] = h.mount_point;
-        j["mount_id"] = h.mount_id;
-        j["propagation_tags"] = h.propagation_tags;
-        j["propagation"] = PropagationClassName(h.propagation);
-        if (h.pid == 0) {
-          j["namespace_pinned_at"] = h.namespace_pinned_at;
-          j["namespace_pinned_in"] = h.namespace_pinned_in;
-        } else {
-          j["processes_in_namespace"] = h.processes_in_namespace;
-        }
-        break;
-      case HolderKind::kOpenDevice:
-      case HolderKind::kFileOnFilesystem:
-        j["mount_namespace"] = h.mount_namespace;
-        j["file"] = h.file;
-        j["path"] = h.path;
-        j["other_files"] = h.other_files;
-        break;
-      case HolderKind::kStackedDevice:
-        j["stacked_device"] = {{"name", h.stacked.name},
-                               {"major", h.stacked.number.major},
-                               {"minor", h.stacked.number.minor},
-                               {"dm_name", h.stacked.dm_name},
-                               {"dm_uuid", h.stacked.dm_uuid}};
-        break;
-      case HolderKind::kSwap:
-        j["swap_path"] = h.swap_path;
-        break;
-    }
-    j["description"] = DescribeHolder(h);
-    holders.push_back(std::move(j));
+    holders.push_back(HolderToJson(h));
   }
   nlohmann::json partitions = nlohmann::json::array();
   for (const DeviceNumber& p : report.partitions) {
