@@ -91,6 +91,8 @@ absl::StatusOr<VolumeRecord> VolumeStager::RecordFromRequest(
 
   map_options->image = r.image;
   map_options->read_only = r.read_only;
+  map_options->single_writer =
+      !r.read_only && cap.mode != csi::v1::VolumeCapability::AccessMode::MULTI_NODE_MULTI_WRITER;
   map_options->monitors = r.monitors;
   auto secret = [&req](const std::string& key) {
     auto it = req.secrets().find(key);

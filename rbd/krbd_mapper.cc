@@ -13,6 +13,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "base/status.h"
@@ -26,6 +28,7 @@ namespace {
 constexpr int kEnoent = 2;
 constexpr int kEbusy = 16;
 constexpr int kEtimedout = 110;
+constexpr int kErofs = 30;  // an exclusive map while another client holds the lock
 
 // Whether an error may quote the argument: the cephx user comes from the request's secrets.
 enum class Echo { kYes, kNo };
@@ -109,9 +112,33 @@ KrbdMapper::KrbdMapper(CommandRunner* runner, KrbdMapperOptions options)
         return std::move(options);
       }()) {}
 
-std::vector<std::string> KrbdMapper::UdevOptions() const {
-  if (options_.udev_running()) return {};
-  return {"-o", "noudev"};
+std::vector<std::string> KrbdMapper::TypeOptions(bool exclusive) const {
+  if (!options_.device_type.empty()) return {"-t", options_.device_type};
+  std::vector<std::string> krbd_options;
+  if (!options_.udev_running()) krbd_options.push_back("noudev");
+  if (exclusive) krbd_options.push_back("exclusive");
+  if (krbd_options.empty()) return {};
+  return {"-o", absl::StrJoin(krbd_options, ",")};
+}
+
+absl::Status KrbdMapper::CheckNoWatchers(const MapOptions& options, const std::string& key_file) {
+  const std::string what = absl::StrCat("checking who uses RBD image ", options.image.ToString());
+  ASSIGN_OR_RETURN(const CommandResult result,
+                   Run({"status", options.image.ToString(), "--format", "json", "--id",
+                        options.user, "-m", options.monitors, "--keyfile", key_file}));
+  if (result.exit_code != 0) {
+    const std::string words = RbdWords(result, {options.key, options.user});
+    if (RbdErrno(result) == kEnoent) {
+      return absl::NotFoundError(absl::StrCat(what, ": no such image or pool: ", words));
+    }
+    return absl::InternalError(absl::StrCat(what, ": ", words));
+  }
+  ASSIGN_OR_RETURN(const std::vector<std::string> watchers, ParseRbdWatchers(result.out));
+  if (watchers.empty()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "RBD image ", options.image.ToString(), " is in use by ", absl::StrJoin(watchers, ", "),
+      " and the access mode allows one writer only; unstage it there first (for a failed node, "
+      "fence that client: ceph osd blocklist add ADDRESS)"));
 }
 
 absl::StatusOr<CommandResult> KrbdMapper::Run(const std::vector<std::string>& args) {
@@ -144,8 +171,10 @@ absl::StatusOr<MappedDevice> KrbdMapper::Map(const MapOptions& options) {
   std::vector<std::string> args = {"device",         "map",        spec.ToString(),
                                    "--id",           options.user, "-m",
                                    options.monitors, "--keyfile",  key_file->path()};
+  const bool exclusive = options.single_writer && options_.device_type.empty();
+  if (exclusive) RETURN_IF_ERROR(CheckNoWatchers(options, key_file->path()));
   if (options.read_only) args.push_back("--read-only");
-  for (std::string& option : UdevOptions()) args.push_back(std::move(option));
+  for (std::string& option : TypeOptions(exclusive)) args.push_back(std::move(option));
   absl::StatusOr<CommandResult> result = Run(args);
   key_file.reset();  // rbd has read it (or failed); the key does not outlive the call
   if (!result.ok()) {
@@ -165,6 +194,15 @@ absl::StatusOr<MappedDevice> KrbdMapper::Map(const MapOptions& options) {
       case kEtimedout:
         return absl::UnavailableError(
             absl::StrCat(what, ": the cluster could not be reached: ", words));
+      case kErofs:
+        if (exclusive) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              what,
+              ": another client holds the image's exclusive lock (it is mapped read-write "
+              "elsewhere): ",
+              words));
+        }
+        return absl::InternalError(absl::StrCat(what, ": ", words));
       default:
         return absl::InternalError(absl::StrCat(what, ": ", words));
     }
@@ -198,7 +236,7 @@ absl::Status KrbdMapper::Unmap(const MappedDevice& device) {
     if (!still_ours) return absl::OkStatus();
   }
   std::vector<std::string> args = {"device", "unmap"};
-  for (std::string& option : UdevOptions()) args.push_back(std::move(option));
+  for (std::string& option : TypeOptions()) args.push_back(std::move(option));
   args.push_back(device.path);
   ASSIGN_OR_RETURN(const CommandResult result, Run(args));
   if (result.exit_code == 0) return absl::OkStatus();
@@ -230,7 +268,9 @@ absl::StatusOr<bool> KrbdMapper::StillMaps(const MappedDevice& device) {
 
 absl::StatusOr<std::vector<MappedDevice>> KrbdMapper::List() {
   struct stat st {};
-  if (stat(options_.sysfs_devices.c_str(), &st) != 0) return ListFromCli();
+  if (!options_.device_type.empty() || stat(options_.sysfs_devices.c_str(), &st) != 0) {
+    return ListFromCli();
+  }
   ASSIGN_OR_RETURN(const std::vector<KrbdSysfsDevice> devices,
                    ReadKrbdSysfs(options_.sysfs_devices));
   std::vector<MappedDevice> out;
@@ -242,7 +282,9 @@ absl::StatusOr<std::vector<MappedDevice>> KrbdMapper::List() {
 }
 
 absl::StatusOr<std::vector<MappedDevice>> KrbdMapper::ListFromCli() {
-  ASSIGN_OR_RETURN(const CommandResult result, Run({"device", "list", "--format", "json"}));
+  std::vector<std::string> args = {"device", "list", "--format", "json"};
+  if (!options_.device_type.empty()) args.insert(args.end(), {"-t", options_.device_type});
+  ASSIGN_OR_RETURN(const CommandResult result, Run(args));
   if (result.exit_code != 0) {
     return absl::InternalError(absl::StrCat("listing mapped RBD devices: ", RbdWords(result)));
   }

@@ -32,6 +32,10 @@ struct RbdDeviceEntry {
 // INTERNAL for anything else.
 absl::StatusOr<std::vector<RbdDeviceEntry>> ParseRbdDeviceList(std::string_view json);
 
+// Parses `rbd status --format json`: the image's watchers as "client.ID at ADDRESS". INTERNAL
+// for output that is not such an object.
+absl::StatusOr<std::vector<std::string>> ParseRbdWatchers(std::string_view json);
+
 // Turns a command's raw stderr/stdout into one readable line for an error message: trimmed,
 // lines joined with "; ", control and non-ASCII bytes replaced by '?', at most ~1000 chars.
 std::string DecodeCommandOutput(std::string_view bytes);
@@ -54,6 +58,9 @@ struct KrbdMapperOptions {
   // Whether a udev daemon runs on this node; null means UdevRunning(). Without udev, `rbd device
   // map/unmap` would wait forever for udev's events, so they get `-o noudev`.
   std::function<bool()> udev_running;
+  // "" for the kernel client; "nbd" runs `rbd device ... -t nbd` (rbd-nbd, which needs no udev
+  // and has no sysfs record of its images: List() asks rbd).
+  std::string device_type;
 };
 
 // True when udevd's control socket exists (/run/udev/control), as libudev decides it.
@@ -75,7 +82,11 @@ class KrbdMapper : public Mapper {
   }
 
   // `rbd device map POOL/IMAGE --id USER -m MONITORS --keyfile FILE [--read-only]
-  // [-o noudev]`.
+  // [-o noudev,exclusive]`. For a single writer (MapOptions::single_writer) the kernel client
+  // first checks with `rbd status` that no other client watches the image (FAILED_PRECONDITION
+  // naming the watchers), then maps with `exclusive`: it takes the image's exclusive lock and
+  // keeps it, so a later exclusive map elsewhere fails (FAILED_PRECONDITION too).
+  // A node that failed while holding the lock keeps its watcher until it is fenced: README.
   // NOT_FOUND when rbd reports ENOENT (no such image or pool), UNAVAILABLE on a connection
   // timeout, INVALID_ARGUMENT for a malformed spec, user, monitor list or a missing key,
   // FAILED_PRECONDITION when the rbd program is not installed, DEADLINE_EXCEEDED when rbd did
@@ -95,8 +106,10 @@ class KrbdMapper : public Mapper {
 
  private:
   absl::StatusOr<CommandResult> Run(const std::vector<std::string>& args);
-  // {"-o", "noudev"} without udev, else nothing.
-  std::vector<std::string> UdevOptions() const;
+  // {"-t", TYPE} for another device type, else {"-o", "noudev[,exclusive]"} as needed.
+  std::vector<std::string> TypeOptions(bool exclusive = false) const;
+  // FAILED_PRECONDITION naming the watchers when any client watches the image.
+  absl::Status CheckNoWatchers(const MapOptions& options, const std::string& key_file);
   absl::StatusOr<std::vector<MappedDevice>> ListFromCli();
   // Whether `device.path` is still the head of `device.image` (see Unmap).
   absl::StatusOr<bool> StillMaps(const MappedDevice& device);

@@ -30,6 +30,8 @@ absl::StatusOr<RbdDeviceEntry> EntryOf(const nlohmann::json& object, std::string
   entry.pool = StringMember(object, "pool");
   entry.nspace = StringMember(object, "namespace");
   entry.name = StringMember(object, "name");
+  // rbd-nbd's list (also what `rbd device list -t nbd` prints) says "image", and a numeric id.
+  if (entry.name.empty()) entry.name = StringMember(object, "image");
   entry.snap = StringMember(object, "snap");
   entry.device = StringMember(object, "device");
   if (entry.pool.empty() || entry.name.empty() || entry.device.empty()) {
@@ -64,6 +66,25 @@ absl::StatusOr<std::vector<RbdDeviceEntry>> ParseRbdDeviceList(std::string_view 
     }
   } else {
     return absl::InternalError("rbd device list: output is neither a JSON array nor an object");
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<std::string>> ParseRbdWatchers(std::string_view json_text) {
+  const nlohmann::json doc = nlohmann::json::parse(json_text.begin(), json_text.end(), nullptr,
+                                                   /*allow_exceptions=*/false);
+  if (!doc.is_object() || !doc.contains("watchers") || !doc["watchers"].is_array()) {
+    return absl::InternalError(absl::StrCat("rbd status: output is not {\"watchers\": [...]}: ",
+                                            DecodeCommandOutput(json_text.substr(0, 200))));
+  }
+  std::vector<std::string> out;
+  for (const nlohmann::json& w : doc["watchers"]) {
+    if (!w.is_object()) continue;
+    std::string client = "an unknown client";
+    if (auto it = w.find("client"); it != w.end() && it->is_number_integer()) {
+      client = absl::StrCat("client.", it->get<int64_t>());
+    }
+    out.push_back(absl::StrCat(client, " at ", StringMember(w, "address")));
   }
   return out;
 }

@@ -39,6 +39,9 @@ struct ImageSpec {
 struct MapOptions {
   ImageSpec image;
   bool read_only = false;
+  // Read-write and no other client may write (every access mode but the multi-writer one):
+  // mappers that can refuse when another client uses the image, and lock it, do (krbd).
+  bool single_writer = false;
   // krbd only.
   std::string monitors;  // comma-separated monitor addresses
   std::string user;      // cephx user id, without "client."

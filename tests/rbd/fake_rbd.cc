@@ -3,6 +3,7 @@
 //   rbd device map POOL/IMAGE --id USER -m MONITORS --keyfile FILE [--read-only] [-o OPTIONS]
 //   rbd device unmap [-o OPTIONS] DEVICE|POOL/IMAGE
 //   rbd device list [--format json]
+//   rbd status POOL/IMAGE --format json   (every mapping of the image is a watcher)
 //   rbd create POOL/IMAGE --size MIB        rbd rm POOL/IMAGE        (conveniences)
 //
 // State lives in $RBDCSI_FAKE_RBD_DIR: images are the files <dir>/<pool>/<image>, mappings are in
@@ -48,6 +49,7 @@ constexpr int kEnoent = 2;
 constexpr int kEio = 5;
 constexpr int kEacces = 13;
 constexpr int kEbusy = 16;
+constexpr int kErofs = 30;
 constexpr int kEinval = 22;
 
 std::string Strerror(int err) { return std::strerror(err); }
@@ -71,6 +73,7 @@ class FakeRbd {
   int Unmap(const std::vector<std::string>& args);
   int List(const std::vector<std::string>& args);
   int Create(const std::vector<std::string>& args);
+  int Status(const std::vector<std::string>& args);
   int Remove(const std::vector<std::string>& args);
 
   // Splits "POOL/IMAGE" (the pool defaults to "rbd", as in rbd).
@@ -158,6 +161,7 @@ int FakeRbd::Run(const std::vector<std::string>& args) {
     if (args[1] == "list") return List(rest);
   }
   if (!args.empty() && args[0] == "create") return Create({args.begin() + 1, args.end()});
+  if (!args.empty() && args[0] == "status") return Status({args.begin() + 1, args.end()});
   if (!args.empty() && args[0] == "rm") return Remove({args.begin() + 1, args.end()});
   std::cerr << "rbd: error parsing command" << std::endl;
   return kEinval;
@@ -227,6 +231,11 @@ int FakeRbd::Map(const std::vector<std::string>& args) {
     if (entry["pool"] == spec->first && entry["name"] == spec->second) {
       std::cerr << "rbd: warning: image already mapped as " << entry["device"].get<std::string>()
                 << std::endl;
+      // krbd's exclusive option: the lock is held by the other mapping.
+      if (call_.value("options", "").find("exclusive") != std::string::npos) {
+        std::cerr << "rbd: sysfs write failed" << std::endl;
+        return Fail("map", kErofs);
+      }
       break;
     }
   }
@@ -359,6 +368,34 @@ int FakeRbd::Create(const std::vector<std::string>& args) {
     return err;
   }
   if (ftruncate(fd.get(), static_cast<off_t>(mib << 20)) != 0) return kEio;
+  return 0;
+}
+
+// `status POOL/IMAGE --format json [--id U -m M --keyfile F]`: every mapping is a watcher.
+int FakeRbd::Status(const std::vector<std::string>& args) {
+  std::optional<std::pair<std::string, std::string>> spec;
+  if (!args.empty()) spec = ParseSpec(args[0]);
+  if (!spec.has_value()) {
+    std::cerr << "rbd (fake): usage: status POOL/IMAGE --format json" << std::endl;
+    return kEinval;
+  }
+  struct stat st;
+  if (stat(ImagePath(spec->first, spec->second).c_str(), &st) != 0) {
+    std::cerr << "rbd: error opening image " << spec->second << ": (2) No such file or directory"
+              << std::endl;
+    return kEnoent;
+  }
+  json table = LoadTable();
+  Reconcile(table);
+  json watchers = json::array();
+  for (const json& entry : table["devices"]) {
+    if (entry["pool"] == spec->first && entry["name"] == spec->second) {
+      watchers.push_back({{"address", "127.0.0.1:0/" + entry["id"].get<std::string>()},
+                          {"client", 4100 + std::stoi(entry["id"].get<std::string>())},
+                          {"cookie", 1}});
+    }
+  }
+  std::cout << json{{"watchers", watchers}}.dump() << std::endl;
   return 0;
 }
 

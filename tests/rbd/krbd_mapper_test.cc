@@ -478,6 +478,60 @@ TEST_F(KrbdMapperTest, UnmapReadsOnlyItsOwnDeviceInSysfs) {
   EXPECT_EQ(runner_.calls().size(), 1u);
 }
 
+TEST_F(KrbdMapperTest, ASingleWriterMapChecksWatchersThenTakesTheExclusiveLock) {
+  runner_.Answer(0, "{\"watchers\":[]}\n", "", RecordKeyFile());
+  runner_.Answer(0, "/dev/rbd0\n", "");
+  MapOptions options = Options();
+  options.single_writer = true;
+  ASSERT_THAT(mapper_->Map(options), IsOk());
+  ASSERT_EQ(runner_.calls().size(), 2u);
+  EXPECT_THAT(runner_.calls()[0],
+              ElementsAre("rbd", "status", "replicapool/csi-vol-1", "--format", "json", "--id",
+                          "csi-rbd-node", "-m", kMonitors, "--keyfile", seen_.path));
+  EXPECT_EQ(seen_.content, kKey);
+  EXPECT_THAT(runner_.calls()[1],
+              ElementsAre("rbd", "device", "map", "replicapool/csi-vol-1", "--id", "csi-rbd-node",
+                          "-m", kMonitors, "--keyfile", ::testing::_, "-o", "exclusive"));
+  ExpectKeyNowhereInArgv();
+  ExpectKeyFileGone();
+}
+
+TEST_F(KrbdMapperTest, ASingleWriterMapIsRefusedNamingTheWatcher) {
+  udev_ = false;
+  runner_.Answer(0, Testdata("status_one_watcher.json"), "", RecordKeyFile());
+  MapOptions options = Options();
+  options.single_writer = true;
+  EXPECT_THAT(
+      mapper_->Map(options),
+      StatusIs(absl::StatusCode::kFailedPrecondition,
+               AllOf(HasSubstr("client.4109 at 127.0.0.1:0/3182436296"), HasSubstr("blocklist"))));
+  EXPECT_EQ(runner_.calls().size(), 1u);  // never mapped
+  ExpectKeyFileGone();
+}
+
+TEST_F(KrbdMapperTest, TheExclusiveLockHeldElsewhereIsAFailedPrecondition) {
+  udev_ = false;
+  runner_.Answer(0, "{\"watchers\":[]}", "");
+  // What rbd printed in the guest when another client held the lock.
+  runner_.Answer(30, "In some cases useful info is found in syslog - try \"dmesg | tail\".\n",
+                 "rbd: sysfs write failed\nrbd: map failed: (30) Read-only file system\n");
+  MapOptions options = Options();
+  options.single_writer = true;
+  EXPECT_THAT(mapper_->Map(options),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("exclusive lock")));
+  EXPECT_THAT(runner_.calls()[1].back(), "noudev,exclusive");
+}
+
+TEST(ParseRbdWatchersTest, NamesEveryWatcherAndRejectsGarbage) {
+  absl::StatusOr<std::vector<std::string>> watchers =
+      ParseRbdWatchers(Testdata("status_one_watcher.json"));
+  ASSERT_THAT(watchers, IsOk());
+  EXPECT_THAT(*watchers, ElementsAre("client.4109 at 127.0.0.1:0/3182436296"));
+  EXPECT_THAT(ParseRbdWatchers("{\"watchers\":[]}"), IsOk());
+  EXPECT_THAT(ParseRbdWatchers("rbd: error"),
+              StatusIs(absl::StatusCode::kInternal, HasSubstr("rbd status")));
+}
+
 TEST_F(KrbdMapperTest, AnEmptySysfsMeansNothingIsMapped) {
   ASSERT_THAT(MakeDirs(dir_.path() + "/sys/bus/rbd/devices", 0755), IsOk());
   absl::StatusOr<std::vector<MappedDevice>> list = mapper_->List();

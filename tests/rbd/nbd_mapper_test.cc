@@ -1,0 +1,135 @@
+#include "rbd/nbd_mapper.h"
+
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "base/file_util.h"
+#include "base/status.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/rbd/printers.h"
+#include "tests/support/scripted_command_runner.h"
+#include "tests/support/test_support.h"
+
+namespace rbdcsi {
+namespace {
+
+using ::testing::_;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+class NbdMapperTest : public ::testing::Test {
+ protected:
+  NbdMapperTest() {
+    NbdMapperOptions options;
+    options.key_dir = dir_.path() + "/keys";
+    options.sysfs_block = dir_.path() + "/sys/block";
+    options.probe_exclusive = [this](const std::string& path) {
+      probed_.push_back(path);
+      return claimed_ ? BusyError(path + " is mounted or claimed by another device")
+                      : absl::OkStatus();
+    };
+    options.check_unused = [this](const MappedDevice& device, pid_t daemon) {
+      checked_.emplace_back(device.path, daemon);
+      return holders_.empty() ? absl::OkStatus()
+                              : BusyError(device.path + " is in use: " + holders_);
+    };
+    mapper_ = std::make_unique<NbdMapper>(&runner_, options);
+  }
+
+  void SetDaemon(const std::string& nbd, const std::string& pid) {
+    ASSERT_THAT(MakeDirs(dir_.path() + "/sys/block/" + nbd, 0755), IsOk());
+    std::ofstream(dir_.path() + "/sys/block/" + nbd + "/pid") << pid << "\n";
+  }
+
+  MapOptions Options() {
+    MapOptions options;
+    options.image = {"rbd", "img2"};
+    options.monitors = "127.0.0.1:6789";
+    options.user = "rbdcsi";
+    options.key = "AQBVdW9mAAAAABAAbG9uZ3NlY3JldGtleWZvcnRlc3RzPT0=";
+    return options;
+  }
+
+  TempDir dir_{"nbd"};
+  ScriptedCommandRunner runner_;
+  bool claimed_ = false;
+  std::string holders_;
+  std::vector<std::string> probed_;
+  std::vector<std::pair<std::string, pid_t>> checked_;
+  std::unique_ptr<NbdMapper> mapper_;
+};
+
+TEST_F(NbdMapperTest, TraitsSayUnmapCannotRefuse) {
+  EXPECT_EQ(mapper_->Name(), "nbd");
+  EXPECT_FALSE(mapper_->Traits().unmap_refuses_busy);
+  EXPECT_TRUE(mapper_->Traits().ceph_images);
+}
+
+TEST_F(NbdMapperTest, MapRunsRbdWithTheNbdTypeAndNeverNoudev) {
+  runner_.Answer(0, "/dev/nbd0\n", "");
+  // The test's stat of /dev/nbd0 may fail on a host without nbd; the argv is what matters here.
+  (void)mapper_->Map(Options());
+  ASSERT_GE(runner_.calls().size(), 1u);
+  EXPECT_THAT(runner_.calls()[0], ElementsAre("rbd", "device", "map", "rbd/img2", "--id", "rbdcsi",
+                                              "-m", "127.0.0.1:6789", "--keyfile", _, "-t", "nbd"));
+}
+
+TEST_F(NbdMapperTest, AClaimedDeviceIsRefusedBeforeRbdNbdCanPullIt) {
+  claimed_ = true;
+  absl::Status st = mapper_->Unmap(MappedDevice{"/dev/nbd0", 43, 0, {}});
+  EXPECT_TRUE(IsBusy(st)) << st;
+  EXPECT_THAT(st.message(), HasSubstr("stays mapped"));
+  EXPECT_THAT(probed_, ElementsAre("/dev/nbd0"));
+  EXPECT_THAT(runner_.calls(), IsEmpty());
+}
+
+TEST_F(NbdMapperTest, HoldersOtherThanTheDaemonAreRefusedAndTheDaemonIsExcluded) {
+  SetDaemon("nbd0", "628");
+  holders_ = "pid 700 (dd) has it open";
+  absl::Status st = mapper_->Unmap(MappedDevice{"/dev/nbd0", 43, 0, {}});
+  EXPECT_TRUE(IsBusy(st)) << st;
+  EXPECT_THAT(st.message(), HasSubstr("pid 700 (dd)"));
+  EXPECT_THAT(checked_, ElementsAre(std::make_pair(std::string("/dev/nbd0"), pid_t{628})));
+  EXPECT_THAT(runner_.calls(), IsEmpty());
+}
+
+TEST_F(NbdMapperTest, AnUnusedDeviceIsUnmappedThroughRbd) {
+  runner_.Answer(0, "", "");
+  ASSERT_THAT(mapper_->Unmap(MappedDevice{"/dev/nbd0", 43, 0, {}}), IsOk());
+  ASSERT_EQ(runner_.calls().size(), 1u);
+  EXPECT_THAT(runner_.calls()[0], ElementsAre("rbd", "device", "unmap", "-t", "nbd", "/dev/nbd0"));
+  EXPECT_THAT(checked_, ElementsAre(std::make_pair(std::string("/dev/nbd0"), pid_t{0})));
+}
+
+TEST_F(NbdMapperTest, ListParsesWhatRbdNbdPrints) {
+  runner_.Answer(0, ReadFileOrEmpty(std::string(RBDCSI_TESTDATA_DIR) + "/rbd/nbd_device_list.json"),
+                 "");
+  absl::StatusOr<std::vector<MappedDevice>> list = mapper_->List();
+  ASSERT_THAT(list, IsOk());
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].path, "/dev/nbd0");
+  EXPECT_EQ((*list)[0].image, (ImageSpec{"rbd", "img2"}));
+  EXPECT_THAT(runner_.calls()[0],
+              ElementsAre("rbd", "device", "list", "--format", "json", "-t", "nbd"));
+}
+
+TEST_F(NbdMapperTest, ADeviceServingAnotherImageIsLeftAlone) {
+  runner_.Answer(0, ReadFileOrEmpty(std::string(RBDCSI_TESTDATA_DIR) + "/rbd/nbd_device_list.json"),
+                 "");
+  EXPECT_THAT(mapper_->Unmap(MappedDevice{"/dev/nbd0", 43, 0, {"rbd", "other"}}), IsOk());
+  EXPECT_EQ(runner_.calls().size(), 1u);  // only the list
+  EXPECT_THAT(probed_, IsEmpty());
+}
+
+TEST_F(NbdMapperTest, DaemonOfReadsTheDriversPid) {
+  SetDaemon("nbd3", "4242");
+  EXPECT_EQ(mapper_->DaemonOf("/dev/nbd3"), 4242);
+  EXPECT_EQ(mapper_->DaemonOf("/dev/nbd4"), 0);
+}
+
+}  // namespace
+}  // namespace rbdcsi
