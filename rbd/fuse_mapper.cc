@@ -128,19 +128,41 @@ std::optional<FuseMapper::Mapping> FuseMapper::MappingOf(const std::string& back
     if (!absl::ConsumePrefix(&rest, root + "/")) continue;
     const size_t slash = rest.find('/');
     if (slash == absl::string_view::npos) continue;
-    Mapping m;
-    m.dir = absl::StrCat(options_.dir, "/", rest.substr(0, slash));
     absl::string_view file = rest.substr(slash + 1);
     if (!absl::ConsumePrefix(&file, "mnt/") || absl::StrContains(file, "/")) continue;
-    absl::StatusOr<std::string> text = ReadSmallFile(m.dir + "/image");
+    std::optional<Mapping> m = MappingIn(absl::StrCat(options_.dir, "/", rest.substr(0, slash)));
+    if (m && m->image.image == file) return m;
+  }
+  return std::nullopt;
+}
+
+std::optional<FuseMapper::Mapping> FuseMapper::MappingIn(const std::string& dir) const {
+  absl::StatusOr<std::string> text = ReadSmallFile(dir + "/image");
+  if (!text.ok()) return std::nullopt;
+  const auto doc = nlohmann::json::parse(*text, nullptr, false);
+  if (!doc.is_object()) return std::nullopt;
+  Mapping m;
+  m.dir = dir;
+  m.image = ImageSpec(doc.value("pool", ""), doc.value("image", ""), doc.value("namespace", ""));
+  absl::StatusOr<std::string> pid = ReadSmallFile(dir + "/pid");
+  if (!pid.ok() || !absl::SimpleAtoi(absl::StripAsciiWhitespace(*pid), &m.pid)) m.pid = -1;
+  return m;
+}
+
+std::optional<FuseMapper::Mapping> FuseMapper::MappingAttachedTo(const LoopInfo& info) const {
+  if (info.diskseq == 0) return std::nullopt;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(options_.dir, ec)) {
+    const std::string dir = entry.path().string();
+    absl::StatusOr<std::string> text = ReadSmallFile(dir + "/loop");
     if (!text.ok()) continue;
     const auto doc = nlohmann::json::parse(*text, nullptr, false);
-    if (!doc.is_object()) continue;
-    m.image = ImageSpec(doc.value("pool", ""), doc.value("image", ""), doc.value("namespace", ""));
-    if (m.image.image != file) continue;
-    absl::StatusOr<std::string> pid = ReadSmallFile(m.dir + "/pid");
-    if (!pid.ok() || !absl::SimpleAtoi(absl::StripAsciiWhitespace(*pid), &m.pid)) m.pid = -1;
-    return m;
+    if (!doc.is_object() || doc.value("device", "") != info.device ||
+        doc.value("major", 0u) != info.major || doc.value("minor", 0u) != info.minor ||
+        doc.value("diskseq", uint64_t{0}) != info.diskseq) {
+      continue;
+    }
+    return MappingIn(dir);
   }
   return std::nullopt;
 }
@@ -216,20 +238,27 @@ absl::StatusOr<MappedDevice> FuseMapper::Map(const MapOptions& o) {
   unlink((dir + "/key").c_str());  // rbd-fuse has read it (or never will)
   absl::StatusOr<std::string> dev =
       ready.ok() ? devices_->Attach(file, o.read_only) : absl::StatusOr<std::string>(ready);
-  absl::StatusOr<std::vector<LoopInfo>> all = dev.ok() ? devices_->List() : dev.status();
-  if (all.ok()) {
-    for (const LoopInfo& info : *all) {
-      if (info.device == *dev) {
-        Logger("fuse")->info("mapped {} at {} (rbd-fuse pid {})", o.image.ToString(), *dev, m.pid);
-        return MappedDevice{*dev, info.major, info.minor, o.image};
-      }
-    }
-    all = absl::InternalError(*dev + " is missing from the list of loop devices");
+  absl::StatusOr<LoopInfo> info = dev.ok() ? RecordAttachment(dir, *dev) : dev.status();
+  if (info.ok()) {
+    Logger("fuse")->info("mapped {} at {} (rbd-fuse pid {})", o.image.ToString(), *dev, m.pid);
+    return MappedDevice{*dev, info->major, info->minor, o.image};
   }
   absl::Status undo = dev.ok() ? devices_->Detach(*dev, file) : absl::OkStatus();
   if (undo.ok()) undo = StopRbdFuse(m);
-  absl::Status st = Annotate(all.status(), what);
+  absl::Status st = Annotate(info.status(), what);
   return undo.ok() ? st : Annotate(st, absl::StrCat("cleanup failed too: ", undo.message()));
+}
+
+absl::StatusOr<LoopInfo> FuseMapper::RecordAttachment(const std::string& dir,
+                                                      const std::string& dev) {
+  ASSIGN_OR_RETURN(const LoopInfo info, devices_->Get(dev));
+  RETURN_IF_ERROR(WriteNewFile(
+      dir + "/loop",
+      nlohmann::json{
+          {"device", dev}, {"major", info.major}, {"minor", info.minor}, {"diskseq", info.diskseq}}
+          .dump(),
+      0600));
+  return info;
 }
 
 absl::Status FuseMapper::StopRbdFuse(const Mapping& m) {
@@ -257,7 +286,8 @@ absl::Status FuseMapper::Unmap(const MappedDevice& device) {
   absl::StatusOr<LoopInfo> info = devices_->Get(device.path);
   if (info.ok()) {
     std::optional<Mapping> m = MappingOf(info->backing_file);
-    if (!m) return absl::OkStatus();  // not (any more) ours
+    if (!m) m = MappingAttachedTo(*info);  // rbd-fuse died: its file is no longer under dir
+    if (!m) return absl::OkStatus();       // not (any more) ours
     RETURN_IF_ERROR(devices_->Detach(device.path, info->backing_file));
     RETURN_IF_ERROR(StopRbdFuse(*m));
     Logger("fuse")->info("unmapped {} ({})", device.path, m->image.ToString());
@@ -278,7 +308,9 @@ absl::Status FuseMapper::StopOrphans(const ImageSpec& image,
     std::optional<Mapping> m = MappingOf(file);
     if (!m || !(m->image == image)) continue;
     const bool in_use = std::any_of(attached.begin(), attached.end(), [&](const LoopInfo& info) {
-      return info.backing_file == file || info.backing_file == CanonicalPath(file);
+      if (info.backing_file == file || info.backing_file == CanonicalPath(file)) return true;
+      std::optional<Mapping> by_record = MappingAttachedTo(info);
+      return by_record.has_value() && by_record->dir == m->dir;
     });
     if (in_use) continue;
     RETURN_IF_ERROR(StopRbdFuse(*m));

@@ -42,7 +42,10 @@ class FuseMapper : public Mapper {
   // Detaches the loop device only when nothing holds it (IsBusy() otherwise, and nothing
   // else changes), then unmounts the FUSE directory (never lazily), waits for rbd-fuse to
   // exit and removes the directory. A device that is not (any more) a fuse mapping is OK; an
-  // rbd-fuse of device.image left without its loop device is stopped then.
+  // rbd-fuse of device.image left without its loop device is stopped then. A device whose
+  // rbd-fuse died (the kernel then reports its backing file outside the directory) is found
+  // through the attachment Map() recorded: that device number with that disk sequence number,
+  // and no other device.
   absl::Status Unmap(const MappedDevice& device) override;
 
   // The loop devices over an image file of a live rbd-fuse of this mapper. A mapping whose
@@ -64,7 +67,14 @@ class FuseMapper : public Mapper {
   std::string DirFor(const MapOptions& options) const;
   // The mapping whose image file backs `backing_file`, if it is one of ours.
   std::optional<Mapping> MappingOf(const std::string& backing_file) const;
+  // The mapping in `dir` (its image and rbd-fuse pid files), if it is one.
+  std::optional<Mapping> MappingIn(const std::string& dir) const;
+  // The mapping whose recorded attachment (the `loop` file Map() wrote) is `info`'s: the same
+  // device, device number and disk sequence number. Never guesses without a sequence number.
+  std::optional<Mapping> MappingAttachedTo(const LoopInfo& info) const;
   bool Alive(const Mapping& m) const;
+  // The attached device `dev`, recorded in `dir`'s `loop` file for MappingAttachedTo().
+  absl::StatusOr<LoopInfo> RecordAttachment(const std::string& dir, const std::string& dev);
   absl::StatusOr<pid_t> StartRbdFuse(const std::string& dir, const MapOptions& options);
   // Unmounts the FUSE directory, waits for rbd-fuse, removes the directory.
   absl::Status StopRbdFuse(const Mapping& m);

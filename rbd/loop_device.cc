@@ -16,6 +16,7 @@
 #include <optional>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -298,6 +299,9 @@ absl::StatusOr<std::optional<LoopInfo>> RealLoopDevices::ReadInfo(absl::string_v
   }
   info.read_only = ReadFlag(absl::StrCat(base, "/ro"));
   info.autoclear = ReadFlag(absl::StrCat(base, "/loop/autoclear"));
+  if (absl::StatusOr<std::string> seq = ReadSmallFile(absl::StrCat(base, "/diskseq")); seq.ok()) {
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(*seq), &info.diskseq)) info.diskseq = 0;
+  }
   return info;
 }
 

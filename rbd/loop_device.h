@@ -2,6 +2,7 @@
 #ifndef RBDCSI_RBD_LOOP_DEVICE_H_
 #define RBDCSI_RBD_LOOP_DEVICE_H_
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -22,6 +23,10 @@ struct LoopInfo {
   unsigned minor = 0;
   bool read_only = false;
   bool autoclear = false;
+  // The kernel's disk sequence number: new with every attach, so that a device number plus
+  // this identify one attachment even when the backing path no longer reads as it did (a FUSE
+  // file whose daemon died). 0: unknown (kernels before 5.15).
+  uint64_t diskseq = 0;
 };
 
 // Attaching, detaching and inspecting loop devices. Implementations are thread-safe.

@@ -11,6 +11,7 @@
 
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <rados/librados.hpp>
 #include <rbd/librbd.hpp>
 #include <thread>
@@ -28,7 +29,9 @@ namespace rbdcsi {
 namespace {
 
 using ::testing::_;
+using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 namespace fs = std::filesystem;
 
 class FuseMapperTest : public ::testing::Test {
@@ -57,7 +60,15 @@ class FuseMapperTest : public ::testing::Test {
       for (const MappedDevice& d : *left) (void)mapper_->Unmap(d);
     }
     for (pid_t pid : RbdFuseProcesses()) kill(pid, SIGKILL);
-    // A loop device holds the FUSE mount its file lives on: devices first, then mounts.
+    // A loop device holds the FUSE mount its file lives on: devices first, then mounts. The
+    // attachments Map() made are checked by identity: once rbd-fuse is dead, the kernel
+    // reports a backing path outside the test's directory.
+    for (const auto& [dev, seq] : attachments_) {
+      if (LoopAttachment(dev) != seq) continue;
+      ADD_FAILURE() << dev << " leaked (attached as disk sequence number " << seq << ", backed by "
+                    << LoopAttribute(dev, "backing_file") << ")";
+      EXPECT_TRUE(DetachLoopAttachment(dev, seq));
+    }
     for (const std::string& dev : LoopDevicesBackedUnder(dir_.path())) {
       ADD_FAILURE() << dev << " leaked";
       const std::string backing =
@@ -72,6 +83,24 @@ class FuseMapperTest : public ::testing::Test {
     WaitFor([&] { return (r = rbd_.remove(io_, image_.c_str())) != -EBUSY; },
             std::chrono::seconds(20));
     EXPECT_EQ(r, 0) << "could not remove test image " << image_;
+  }
+
+  // mapper_->Map(), remembering the loop device's attachment for TearDown's leak check.
+  absl::StatusOr<MappedDevice> Map(const MapOptions& o) {
+    absl::StatusOr<MappedDevice> dev = mapper_->Map(o);
+    if (dev.ok()) attachments_.emplace_back(dev->path, LoopAttachment(dev->path));
+    return dev;
+  }
+
+  // Maps the test's image, then kills its rbd-fuse and waits for it to be gone.
+  void MapAndKillRbdFuse(std::optional<MappedDevice>* dev) {
+    absl::StatusOr<MappedDevice> mapped = Map(Options());
+    ASSERT_THAT(mapped, IsOk());
+    *dev = *mapped;
+    std::vector<pid_t> pids = RbdFuseProcesses();
+    ASSERT_EQ(pids.size(), 1u);
+    ASSERT_EQ(kill(pids[0], SIGKILL), 0);
+    ASSERT_TRUE(WaitFor([&] { return RbdFuseProcesses().empty(); }, std::chrono::seconds(10)));
   }
 
   MapOptions Options() {
@@ -116,10 +145,11 @@ class FuseMapperTest : public ::testing::Test {
   librbd::RBD rbd_;
   std::string image_;
   std::unique_ptr<FuseMapper> mapper_;
+  std::vector<std::pair<std::string, std::string>> attachments_;  // device, disk sequence number
 };
 
 TEST_F(FuseMapperTest, MapWriteUnmapLeavesNothingBehind) {
-  absl::StatusOr<MappedDevice> dev = mapper_->Map(Options());
+  absl::StatusOr<MappedDevice> dev = Map(Options());
   ASSERT_THAT(dev, IsOk());
   EXPECT_EQ(dev->image, Options().image);
   EXPECT_EQ(Watchers(), 1u);  // rbd-fuse's
@@ -154,7 +184,7 @@ TEST_F(FuseMapperTest, MapWriteUnmapLeavesNothingBehind) {
 }
 
 TEST_F(FuseMapperTest, AHeldDeviceIsRefusedAndStaysMapped) {
-  absl::StatusOr<MappedDevice> dev = mapper_->Map(Options());
+  absl::StatusOr<MappedDevice> dev = Map(Options());
   ASSERT_THAT(dev, IsOk());
   const int fd = open(dev->path.c_str(), O_RDONLY | O_EXCL | O_CLOEXEC);
   ASSERT_GE(fd, 0);
@@ -168,20 +198,34 @@ TEST_F(FuseMapperTest, AHeldDeviceIsRefusedAndStaysMapped) {
 }
 
 TEST_F(FuseMapperTest, ADeadRbdFuseDropsOutOfTheListAndUnmapCleansUp) {
-  absl::StatusOr<MappedDevice> dev = mapper_->Map(Options());
-  ASSERT_THAT(dev, IsOk());
-  std::vector<pid_t> pids = RbdFuseProcesses();
-  ASSERT_EQ(pids.size(), 1u);
-  ASSERT_EQ(kill(pids[0], SIGKILL), 0);
-  ASSERT_TRUE(WaitFor([&] { return RbdFuseProcesses().empty(); }, std::chrono::seconds(10)));
+  std::optional<MappedDevice> dev;
+  ASSERT_NO_FATAL_FAILURE(MapAndKillRbdFuse(&dev));
   EXPECT_THAT(*mapper_->List(), IsEmpty());
   EXPECT_THAT(mapper_->Unmap(*dev), IsOk());
+  EXPECT_NE(LoopAttachment(dev->path), attachments_.back().second) << dev->path << " leaked";
   EXPECT_TRUE(fs::is_empty(dir_.path() + "/fuse"));
   EXPECT_THAT(LoopDevicesBackedUnder(dir_.path()), IsEmpty());
 }
 
+// A dead rbd-fuse leaves a FUSE mount that answers ENOTCONN, which someone else may detach
+// (`fusermount -uz`, as for any dead FUSE mount). The kernel then reports the loop device's
+// backing file as "/IMAGE (deleted)", outside the mapper's directory: Unmap still detaches
+// exactly the device it attached (by its disk sequence number), and cleans up.
+TEST_F(FuseMapperTest, ADeadRbdFuseWhoseMountWasDetachedStillHasItsDeviceDetached) {
+  std::optional<MappedDevice> dev;
+  ASSERT_NO_FATAL_FAILURE(MapAndKillRbdFuse(&dev));
+  const std::vector<std::string> mounts = MountsUnder(dir_.path());
+  ASSERT_EQ(mounts.size(), 1u);
+  ASSERT_EQ(umount2(mounts[0].c_str(), MNT_DETACH), 0);  // the "someone else" of this test
+  ASSERT_THAT(LoopAttribute(dev->path, "backing_file"), Not(HasSubstr(dir_.path())));
+
+  EXPECT_THAT(mapper_->Unmap(*dev), IsOk());
+  EXPECT_NE(LoopAttachment(dev->path), attachments_.back().second) << dev->path << " leaked";
+  EXPECT_TRUE(fs::is_empty(dir_.path() + "/fuse"));
+}
+
 TEST_F(FuseMapperTest, UnmapStopsAnRbdFuseLeftWithoutItsDevice) {
-  absl::StatusOr<MappedDevice> dev = mapper_->Map(Options());
+  absl::StatusOr<MappedDevice> dev = Map(Options());
   ASSERT_THAT(dev, IsOk());
   // As if an earlier unmap detached the device and then failed.
   std::vector<std::string> devices = LoopDevicesBackedUnder(dir_.path());
@@ -201,13 +245,13 @@ TEST_F(FuseMapperTest, UnmapStopsAnRbdFuseLeftWithoutItsDevice) {
 TEST_F(FuseMapperTest, AMissingImageIsNotFoundAndNothingStays) {
   MapOptions o = Options();
   o.image.image = "no-such-image";
-  EXPECT_THAT(mapper_->Map(o), StatusIs(absl::StatusCode::kNotFound, _));
+  EXPECT_THAT(Map(o), StatusIs(absl::StatusCode::kNotFound, _));
   EXPECT_THAT(RbdFuseProcesses(), IsEmpty());
   EXPECT_TRUE(fs::is_empty(dir_.path() + "/fuse"));
 }
 
 TEST_F(FuseMapperTest, RefreshCapacityShowsTheGrownImage) {
-  absl::StatusOr<MappedDevice> dev = mapper_->Map(Options());
+  absl::StatusOr<MappedDevice> dev = Map(Options());
   ASSERT_THAT(dev, IsOk());
   {
     librbd::Image image;

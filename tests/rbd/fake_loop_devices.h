@@ -26,6 +26,7 @@ class FakeLoopDevices : public LoopDevices {
     info.major = 7;
     info.minor = minor;
     info.read_only = read_only;
+    info.diskseq = ++diskseq;
     attached[info.device] = info;
     return info.device;
   }
@@ -84,6 +85,7 @@ class FakeLoopDevices : public LoopDevices {
   }
 
   std::map<std::string, LoopInfo> attached;
+  uint64_t diskseq = 0;          // the last attach's
   std::set<std::string> busy;    // devices a holder keeps open
   std::set<std::string> hidden;  // attached but missing from List()
   absl::Status attach_error;

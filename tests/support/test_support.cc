@@ -168,6 +168,23 @@ std::string LoopAttribute(const std::string& device, const std::string& attribut
   return text;
 }
 
+std::string LoopAttachment(const std::string& device) {
+  const std::string name = std::filesystem::path(device).filename().string();
+  if (!std::filesystem::exists("/sys/block/" + name + "/loop/backing_file")) return "";
+  std::string seq = ReadFileOrEmpty("/sys/block/" + name + "/diskseq");
+  while (!seq.empty() && seq.back() == '\n') seq.pop_back();
+  return seq;
+}
+
+bool DetachLoopAttachment(const std::string& device, const std::string& diskseq) {
+  if (diskseq.empty() || LoopAttachment(device) != diskseq) return true;
+  const int fd = open(device.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return LoopAttachment(device) != diskseq;
+  if (LoopAttachment(device) == diskseq) ioctl(fd, LOOP_CLR_FD, 0);
+  close(fd);  // Since Linux 6.11 the detach happens on this last close.
+  return WaitFor([&] { return LoopAttachment(device) != diskseq; }, std::chrono::seconds(2));
+}
+
 std::vector<std::string> LoopDevicesBackedUnder(const std::string& dir) {
   std::vector<std::string> out;
   std::error_code ec;

@@ -111,6 +111,16 @@ std::string LoopAttribute(const std::string& device, const std::string& attribut
 // Loop devices whose backing file lies under `dir` (from /sys/block/loop*/loop/backing_file).
 std::vector<std::string> LoopDevicesBackedUnder(const std::string& dir);
 
+// The kernel's disk sequence number of the loop device `device` while it is attached, "" when it
+// is not: new with every attach, so with the device it names one attachment, whatever its
+// backing path reads as now (a FUSE file whose daemon died reads as "/NAME (deleted)").
+std::string LoopAttachment(const std::string& device);
+
+// Cleanup only: detaches `device` if, and only if, it is still the attachment `diskseq` names
+// (checked on an open descriptor right before the detach). True when it is no longer attached
+// as such afterwards.
+bool DetachLoopAttachment(const std::string& device, const std::string& diskseq);
+
 // Mount points (in this namespace) under `dir`.
 std::vector<std::string> MountsUnder(const std::string& dir);
 
