@@ -11,8 +11,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -70,6 +72,14 @@ Mapper* LoopMapperOf(const MapperRegistry& mappers) {
   return loop.ok() ? *loop : nullptr;
 }
 
+// The processes a volume's mapper runs to serve its device: never holders.
+std::function<std::vector<pid_t>(const VolumeRecord&)> ServersOf(const MapperRegistry& mappers) {
+  return [&mappers](const VolumeRecord& record) {
+    absl::StatusOr<Mapper*> mapper = mappers.Find(record.mapper);
+    return mapper.ok() ? (*mapper)->Servers(record.device) : std::vector<pid_t>{};
+  };
+}
+
 // Every real OS implementation is built here and nowhere else.
 struct Runtime {
   Runtime(const ServeFlags& flags, Metrics& metrics,
@@ -91,7 +101,8 @@ struct Runtime {
             HolderBusyConfig{
                 std::chrono::milliseconds(static_cast<int64_t>(flags.unstage_wait_seconds * 1000)),
                 {flags.reclaim_stale_mounts.begin(), flags.reclaim_stale_mounts.end()},
-                flags.release_private_copies},
+                flags.release_private_copies,
+                ServersOf(*mappers)},
             &scanner, ns_unmounter.get(), env.get(), metrics) {}
 
   std::unique_ptr<HostEnv> env;

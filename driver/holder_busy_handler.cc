@@ -83,6 +83,7 @@ absl::StatusOr<HolderReport> HolderBusyHandler::Scan(const VolumeRecord& record)
   ScanOptions options;
   if (record.staging_peer_group != 0) options.host_peer_group = record.staging_peer_group;
   if (record.staging_mount_id != 0) options.host_mount_id = record.staging_mount_id;
+  if (config_.device_servers) options.exclude_pids = config_.device_servers(record);
   std::lock_guard<std::mutex> lock(scan_mu_);
   absl::StatusOr<HolderReport> report =
       scanner_->Scan(record.device.major, record.device.minor, options);

@@ -6,10 +6,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "base/host_env.h"
 #include "driver/busy_handler.h"
@@ -30,6 +32,9 @@ struct HolderBusyConfig {
   // the staging directory in other mount namespaces, remove that (empty) directory: Linux
   // detaches every mount on an unlinked directory in all namespaces (--release-private-copies).
   bool release_private_copies = true;
+  // The processes the volume's mapper runs to serve its device (Mapper::Servers: rbd-nbd's
+  // daemon); never counted as holders. Null: none.
+  std::function<std::vector<pid_t>(const VolumeRecord& record)> device_servers = nullptr;
 };
 
 // Thread-safe: scans are serialized (the scanner is thread-compatible).

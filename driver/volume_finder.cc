@@ -126,10 +126,11 @@ absl::Status VolumeFinder::CheckStillStaged(const VolumeRecord& record,
   ASSIGN_OR_RETURN(Mapper * mapper, MapperFor(record.mapper));
   ASSIGN_OR_RETURN(std::optional<MappedDevice> mapped, FindMapping(*mapper, record));
   if (!mapped || mapped->major != record.device.major || mapped->minor != record.device.minor) {
+    const std::string why = mapper->WhyGone(record.device);
     return absl::FailedPreconditionError(
         absl::StrCat("volume ", record.volume_id, ": image ", record.image.ToString(),
                      " is no longer mapped at ", record.device.path, " (", record.device.major, ":",
-                     record.device.minor, ")"));
+                     record.device.minor, ")", why.empty() ? "" : ": ", why));
   }
   if (record.block) return absl::OkStatus();
   for (const MountInfo& m : MountsAt(table, record.staging_path)) {

@@ -2,6 +2,8 @@
 #ifndef RBDCSI_RBD_MAPPER_H_
 #define RBDCSI_RBD_MAPPER_H_
 
+#include <sys/types.h>
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -124,6 +126,15 @@ class Mapper {
     }
     return any;
   }
+
+  // The processes this mapper runs to serve `device` (rbd-nbd's daemon): they keep the device
+  // open by design, so a holder scan must not count them, or unstage would refuse forever.
+  // Empty for mappers that run none (the kernel serves krbd and loop devices).
+  virtual std::vector<pid_t> Servers(const MappedDevice& /*device*/) { return {}; }
+
+  // Why `device`, which this mapper mapped, no longer serves its image, when the mapper can
+  // tell more than "no longer mapped" (a dead rbd-nbd daemon); "" otherwise.
+  virtual std::string WhyGone(const MappedDevice& /*device*/) { return ""; }
 
   // Makes the device reflect the image's current size after the image grew.
   virtual absl::Status RefreshCapacity(const MappedDevice& device) = 0;

@@ -58,6 +58,30 @@ pid_t NbdMapper::DaemonOf(const std::string& device) const {
   return pid;
 }
 
+std::vector<pid_t> NbdMapper::Servers(const MappedDevice& device) {
+  const pid_t daemon = DaemonOf(device.path);
+  if (daemon <= 0) return {};
+  return {daemon};
+}
+
+std::string NbdMapper::WhyGone(const MappedDevice& device) {
+  const pid_t daemon = DaemonOf(device.path);
+  if (daemon <= 0) {
+    return absl::StrCat("no rbd-nbd daemon serves ", device.path,
+                        " any more (it exited or was killed: the volume's I/O fails; unstage and "
+                        "stage it again)");
+  }
+  // "PID (COMM) STATE ...": a zombie no longer serves anything either.
+  absl::StatusOr<std::string> stat =
+      ReadSmallFile(absl::StrCat(options_.proc_dir, "/", daemon, "/stat"));
+  if (stat.ok() && absl::StrContains(*stat, " (rbd-nbd) ") && !absl::StrContains(*stat, ") Z ") &&
+      !absl::StrContains(*stat, ") X ")) {
+    return "";
+  }
+  return absl::StrCat("the rbd-nbd daemon (pid ", daemon, ") serving ", device.path,
+                      " is gone (the volume's I/O fails; unstage and stage it again)");
+}
+
 absl::Status NbdMapper::Unmap(const MappedDevice& device) {
   const std::string what = absl::StrCat("unmapping ", device.path);
   if (!device.image.pool.empty() || !device.image.image.empty()) {

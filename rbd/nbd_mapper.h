@@ -24,6 +24,8 @@ struct NbdMapperOptions {
   std::chrono::milliseconds timeout{std::chrono::minutes(2)};
   // Where the nbd driver shows the serving daemon: /sys/block/nbdN/pid.
   std::string sysfs_block = "/sys/block";
+  // Where the daemon's process shows: /proc/PID/comm.
+  std::string proc_dir = "/proc";
   // OK when nothing but `daemon` (the device's own rbd-nbd; 0 if unknown) uses the device, else a
   // status for which IsBusy() is true naming the holders. Null: only the kernel's exclusive-open
   // check below runs. The server wires the holder scan in here (rbd/ does not scan processes).
@@ -60,6 +62,12 @@ class NbdMapper : public Mapper {
   absl::StatusOr<std::vector<MappedDevice>> List() override;
   // rbd-nbd follows image resizes by itself: OK.
   absl::Status RefreshCapacity(const MappedDevice& device) override;
+
+  // The device's rbd-nbd daemon, when one runs.
+  std::vector<pid_t> Servers(const MappedDevice& device) override;
+
+  // Names a dead (or disconnected) rbd-nbd daemon: the device's I/O fails from then on.
+  std::string WhyGone(const MappedDevice& device) override;
 
   // The pid of the rbd-nbd daemon serving `device` (/sys/block/nbdN/pid), 0 when none runs.
   pid_t DaemonOf(const std::string& device) const;

@@ -73,6 +73,9 @@ class FakeMapper : public Mapper {
     return mapped_;
   }
 
+  std::string WhyGone(const MappedDevice& /*device*/) override { return why_gone_; }
+  void set_why_gone(std::string why) { why_gone_ = std::move(why); }
+
   absl::Status RefreshCapacity(const MappedDevice& device) override {
     AppendAction(log_, absl::StrCat("refresh ", device.path));
     return script_->Next("refresh");
@@ -99,6 +102,7 @@ class FakeMapper : public Mapper {
   absl::Status fail_after_mapping_;
   MapperTraits traits_;
   std::function<void()> on_next_map_;
+  std::string why_gone_;
 };
 
 }  // namespace rbdcsi

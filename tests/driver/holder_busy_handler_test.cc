@@ -275,5 +275,33 @@ TEST_F(HolderBusyHandlerTest, TheReleaseCanBeTurnedOffAndNeedsTheDirectory) {
   EXPECT_TRUE(env_.Exists(kStaging));
 }
 
+// rbd-nbd's daemon keeps its /dev/nbdN open while it serves it: the mapper names it as the
+// device's server, and the handler counts it as no holder (else unstage refused forever, naming
+// rbd-nbd); a private copy on the staging dir is then released as for any other device.
+TEST_F(HolderBusyHandlerTest, TheMappersOwnServerIsNoHolder) {
+  record_.device = {"/dev/nbd0", 43, 0, {"rbd", "img"}};
+  FakeProcFs::Process& daemon = fake_.Add(765, kHostNs);
+  daemon.comm = "rbd-nbd";
+  daemon.files.push_back({FdOn(7, {0, 5}, {43, 0}, /*block=*/true), "/dev/nbd0"});
+  fake_.Add(4242, kPodNs).comm = "sleep";
+  fake_.mountinfo[kPodNs] = absl::StrCat("900 800 0:55 / / rw - overlay overlay rw\n",
+                                         "901 900 43:0 / ", kStaging, " rw - ext4 /dev/nbd0 rw\n");
+  env_.AddFile(kStaging, FileInfo{FileType::kDirectory, 0, {}});
+
+  HolderBusyHandler unaware = Handler(std::chrono::seconds(30));
+  absl::Status st = OnBusy(unaware);
+  EXPECT_THAT(st, StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("pid 765 (rbd-nbd")));
+  EXPECT_TRUE(env_.removed().empty());
+
+  HolderBusyConfig config{std::chrono::seconds(30), {}, true, nullptr};
+  config.device_servers = [](const VolumeRecord& record) {
+    return record.device.path == "/dev/nbd0" ? std::vector<pid_t>{765} : std::vector<pid_t>{};
+  };
+  HolderBusyHandler aware(config, &scanner_, &unmounter_, &env_, NullMetrics(),
+                          watchers_.Factory());
+  EXPECT_THAT(OnBusy(aware), IsOk());
+  EXPECT_EQ(env_.removed(), std::vector<std::string>{kStaging});
+}
+
 }  // namespace
 }  // namespace rbdcsi

@@ -349,6 +349,10 @@ TEST_F(NodeOpsTest, VolumeConditionTurnsAbnormalWhenTheMountOrDeviceGoes) {
   ASSERT_THAT(ops_->GetVolumeStats(req, &unmapped), IsOk());
   EXPECT_TRUE(unmapped.volume_condition().abnormal());
   EXPECT_THAT(unmapped.volume_condition().message(), HasSubstr("no longer mapped"));
+  loop_.set_why_gone("its daemon died");  // what the mapper knows (a dead rbd-nbd)
+  ASSERT_THAT(ops_->GetVolumeStats(req, &unmapped), IsOk());
+  EXPECT_THAT(unmapped.volume_condition().message(), HasSubstr("no longer mapped at"));
+  EXPECT_THAT(unmapped.volume_condition().message(), HasSubstr("its daemon died"));
 
   req.set_volume_path("some/path");
   EXPECT_THAT(ops_->GetVolumeStats(req, &unmapped),

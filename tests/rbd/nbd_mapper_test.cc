@@ -27,6 +27,7 @@ class NbdMapperTest : public ::testing::Test {
     NbdMapperOptions options;
     options.key_dir = dir_.path() + "/keys";
     options.sysfs_block = dir_.path() + "/sys/block";
+    options.proc_dir = dir_.path() + "/proc";
     options.probe_exclusive = [this](const std::string& path) {
       probed_.push_back(path);
       return claimed_ ? BusyError(path + " is mounted or claimed by another device")
@@ -43,6 +44,12 @@ class NbdMapperTest : public ::testing::Test {
   void SetDaemon(const std::string& nbd, const std::string& pid) {
     ASSERT_THAT(MakeDirs(dir_.path() + "/sys/block/" + nbd, 0755), IsOk());
     std::ofstream(dir_.path() + "/sys/block/" + nbd + "/pid") << pid << "\n";
+  }
+
+  void SetProcess(const std::string& pid, const std::string& comm, char state) {
+    ASSERT_THAT(MakeDirs(dir_.path() + "/proc/" + pid, 0755), IsOk());
+    std::ofstream(dir_.path() + "/proc/" + pid + "/stat")
+        << pid << " (" << comm << ") " << state << " 1 " << pid << " " << pid << " 0 -1\n";
   }
 
   MapOptions Options() {
@@ -129,6 +136,28 @@ TEST_F(NbdMapperTest, DaemonOfReadsTheDriversPid) {
   SetDaemon("nbd3", "4242");
   EXPECT_EQ(mapper_->DaemonOf("/dev/nbd3"), 4242);
   EXPECT_EQ(mapper_->DaemonOf("/dev/nbd4"), 0);
+}
+
+// The daemon keeps its device open by design: it is the device's server, never a holder.
+TEST_F(NbdMapperTest, TheDaemonIsTheDevicesServer) {
+  SetDaemon("nbd3", "4242");
+  EXPECT_THAT(mapper_->Servers(MappedDevice{"/dev/nbd3", 43, 96, {}}), ElementsAre(4242));
+  EXPECT_THAT(mapper_->Servers(MappedDevice{"/dev/nbd4", 43, 128, {}}), IsEmpty());
+}
+
+// A volume whose daemon died reads as abnormal, saying so (NodeGetVolumeStats' VolumeCondition).
+TEST_F(NbdMapperTest, WhyGoneNamesADeadDaemon) {
+  EXPECT_THAT(mapper_->WhyGone(MappedDevice{"/dev/nbd3", 43, 96, {}}),
+              HasSubstr("no rbd-nbd daemon serves /dev/nbd3 any more"));
+  SetDaemon("nbd3", "4242");
+  EXPECT_THAT(mapper_->WhyGone(MappedDevice{"/dev/nbd3", 43, 96, {}}),
+              HasSubstr("the rbd-nbd daemon (pid 4242) serving /dev/nbd3 is gone"));
+  SetProcess("4242", "sleep", 'S');  // the number went to another process
+  EXPECT_THAT(mapper_->WhyGone(MappedDevice{"/dev/nbd3", 43, 96, {}}), HasSubstr("is gone"));
+  SetProcess("4242", "rbd-nbd", 'Z');
+  EXPECT_THAT(mapper_->WhyGone(MappedDevice{"/dev/nbd3", 43, 96, {}}), HasSubstr("is gone"));
+  SetProcess("4242", "rbd-nbd", 'S');
+  EXPECT_EQ(mapper_->WhyGone(MappedDevice{"/dev/nbd3", 43, 96, {}}), "");
 }
 
 }  // namespace
