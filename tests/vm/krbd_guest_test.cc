@@ -368,7 +368,7 @@ TEST_F(KrbdGuestTest, ASecondWriterIsRefusedNamingTheFirstsClient) {
   ASSERT_FALSE(client.empty());
 
   TempDir node2{"vm-krbd-node2"};
-  const std::string staging2 = node2 / "globalmount";
+  const std::string staging2 = node2 / "kubelet/globalmount";  // under its --kubelet-dir
   std::filesystem::create_directories(staging2);
   Plugin other(RBDCSI_BINARY, node2.path(),
                std::vector<std::string>{"--rbd-program", "rbd", "--key-dir", node2 / "keys"});
