@@ -53,6 +53,8 @@ class KrbdGuestTest : public ::testing::Test {
     ASSERT_EQ(mount(dir_.path().c_str(), dir_.path().c_str(), nullptr, MS_BIND, nullptr), 0);
     ASSERT_EQ(mount(nullptr, dir_.path().c_str(), nullptr, MS_SHARED | MS_REC, nullptr), 0);
     std::filesystem::create_directories(staging());
+    // kubelet makes the parent of a target path; the plugin only the target itself.
+    std::filesystem::create_directories(std::filesystem::path(target()).parent_path());
     image_ = absl::StrCat("vm-", mapper_, "-",
                           ::testing::UnitTest::GetInstance()->current_test_info()->name());
     Rbd({"create", "rbd/" + image_, "--size", "64"});
