@@ -59,21 +59,27 @@ void Plugin::Kill() {
   child_->Wait(std::chrono::seconds(20));
 }
 
-void CleanUpUnder(const std::string& dir) {
-  // Normal unmounts first; lazy ones only for what stays busy (a leak the test has reported).
-  for (int i = 0; i < 10; ++i) {
+namespace {
+
+// Unmounts what is mounted under `dir`, innermost first, in up to `passes` rounds; with `lazy`,
+// what stays busy after half of them is detached lazily (test cleanup only).
+void UnmountUnder(const std::string& dir, int passes, bool lazy) {
+  for (int i = 0; i < passes; ++i) {
     std::vector<std::string> mounts = MountsUnder(dir);
-    if (mounts.empty()) break;
+    if (mounts.empty()) return;
     for (auto it = mounts.rbegin(); it != mounts.rend(); ++it) {
       if (umount2(it->c_str(), 0) == 0) {
         std::cerr << "CleanUpUnder: unmounted leaked " << *it << std::endl;
-      } else if (errno == EBUSY && i >= 5) {
+      } else if (errno == EBUSY && lazy && i >= passes / 2) {
         std::cerr << "CleanUpUnder: " << *it << " is busy, unmounting it lazily" << std::endl;
         umount2(it->c_str(), MNT_DETACH);
       }
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
+}
+
+void DetachLoopDevicesUnder(const std::string& dir) {
   for (const std::string& dev : LoopDevicesBackedUnder(dir)) {
     const std::string backing = LoopAttribute(dev, "backing_file");
     if (!absl::StartsWith(backing, dir + "/")) continue;  // detached or re-used meanwhile
@@ -82,6 +88,19 @@ void CleanUpUnder(const std::string& dir) {
               << (detached ? "detached" : "still open elsewhere, left to detach on last close")
               << std::endl;
   }
+}
+
+}  // namespace
+
+void CleanUpUnder(const std::string& dir) {
+  // Normal unmounts first. Loop devices are detached while their backing files are still
+  // reachable under `dir`: a lazy unmount of a FUSE mount (rbd-fuse) holding such a file would
+  // hide it, leaking both the device and the FUSE daemon. Only then lazily what stays busy (a
+  // leak the test has reported); a FUSE daemon exits once its mount is gone.
+  UnmountUnder(dir, 5, /*lazy=*/false);
+  DetachLoopDevicesUnder(dir);
+  UnmountUnder(dir, 10, /*lazy=*/true);
+  DetachLoopDevicesUnder(dir);
 }
 
 absl::StatusOr<std::string> CreateAndStage(Plugin& plugin, const std::string& name,
