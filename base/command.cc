@@ -3,21 +3,19 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "base/fault_point.h"
 #include "base/fd.h"
+#include "base/forked_child.h"
 #include "base/status.h"
 
 extern char** environ;
@@ -58,30 +56,6 @@ std::vector<char*> CStrings(std::vector<std::string>& strings) {
   return out;
 }
 
-// Waits until the child `pid` has exited (not reaped) or the deadline passed; false on the latter.
-bool WaitForExit(pid_t pid, std::chrono::steady_clock::time_point deadline) {
-  UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
-  for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return false;
-    if (pidfd.valid()) {
-      pollfd p{pidfd.get(), POLLIN, 0};
-      const int n = poll(&p, 1, static_cast<int>(left.count()));
-      if (n > 0) return true;
-      if (n == 0) return false;
-      if (errno != EINTR) return true;  // let waitpid() decide
-    } else {
-      siginfo_t info{};
-      if (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
-        return true;
-      }
-      if (info.si_pid == pid) return true;
-      usleep(5000);  // kernels before 5.3 have no pidfds
-    }
-  }
-}
-
 // The executable `name` names: itself when it has a '/', else the first match in $PATH.
 std::string FindProgram(const std::string& name) {
   if (name.find('/') != std::string::npos) return name;
@@ -109,8 +83,7 @@ std::string FindProgram(const std::string& name) {
   // Its own process group, so a timeout kills whatever it started too; and SIGKILL when the
   // thread that started it dies, so no child (a slow `rbd map`) outlives a killed plugin.
   setpgid(0, 0);
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) ChildFail(status_fd, errno);
-  if (getppid() != parent) _exit(127);  // the parent died before prctl took effect
+  if (!DieWithParent(parent)) ChildFail(status_fd, errno);
   if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) ChildFail(status_fd, errno);
   for (int sig : {SIGPIPE, SIGTERM, SIGINT}) signal(sig, SIG_DFL);
   sigset_t empty;
@@ -157,22 +130,49 @@ absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv,
   return ErrnoToStatus(child_errno, absl::StrCat("starting ", argv[0]));
 }
 
-// Reaps a child that was sent SIGKILL. A process stuck in the kernel (uninterruptible sleep)
-// may take long to die: after a short wait it is left to a detached thread to reap, so the
-// caller's time stays bounded.
-void ReapKilled(pid_t pid) {
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  int wstatus = 0;
-  while (std::chrono::steady_clock::now() < give_up) {
-    const pid_t got = waitpid(pid, &wstatus, WNOHANG);
-    if (got == pid || (got < 0 && errno != EINTR)) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  std::thread([pid] {
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+// Writes stdin_data to the child and collects its stdout and stderr until it closes both; false
+// when the deadline passed first. The descriptors are closed as the child closes its ends.
+bool Pump(const std::string& stdin_data, UniqueFd& in_w, UniqueFd& out_r, UniqueFd& err_r,
+          std::chrono::steady_clock::time_point deadline, CommandResult& result) {
+  size_t written = 0;
+  if (stdin_data.empty()) in_w.reset();
+  fcntl(in_w.get(), F_SETFL, O_NONBLOCK);
+  while (out_r.valid() || err_r.valid()) {
+    pollfd fds[3] = {{out_r.get(), POLLIN, 0}, {err_r.get(), POLLIN, 0}, {in_w.get(), POLLOUT, 0}};
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    int n = poll(fds, 3, static_cast<int>(left.count()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    char buf[8192];
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      ssize_t got = read(fds[i].fd, buf, sizeof(buf));
+      if (got > 0) {
+        (i == 0 ? result.out : result.err).append(buf, static_cast<size_t>(got));
+      } else if (got == 0 || errno != EINTR) {
+        (i == 0 ? out_r : err_r).reset();
+      }
     }
-  }).detach();
+    if (fds[2].fd >= 0 && fds[2].revents != 0) {
+      ssize_t put = write(in_w.get(), stdin_data.data() + written, stdin_data.size() - written);
+      if (put > 0) written += static_cast<size_t>(put);
+      if (put < 0 && errno != EAGAIN && errno != EINTR) in_w.reset();
+      if (written == stdin_data.size()) in_w.reset();
+    }
+  }
+  return true;
+}
+
+// Reaps the exited child `pid`: its exit code, 128+signal when a signal killed it.
+int ReapExitCode(pid_t pid) {
+  int wstatus = 0;
+  while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(wstatus)) return WEXITSTATUS(wstatus);
+  if (WIFSIGNALED(wstatus)) return 128 + WTERMSIG(wstatus);
+  return 0;
 }
 
 absl::StatusOr<CommandResult> RealCommandRunner::Run(const std::vector<std::string>& argv,
@@ -189,57 +189,16 @@ absl::StatusOr<CommandResult> RealCommandRunner::Run(const std::vector<std::stri
   err_w.reset();
 
   CommandResult result;
-  size_t written = 0;
-  if (options.stdin_data.empty()) in_w.reset();
-  fcntl(in_w.get(), F_SETFL, O_NONBLOCK);
   const auto deadline = std::chrono::steady_clock::now() + options.timeout;
-  bool timed_out = false;
-  while (out_r.valid() || err_r.valid()) {
-    pollfd fds[3] = {{out_r.get(), POLLIN, 0}, {err_r.get(), POLLIN, 0}, {in_w.get(), POLLOUT, 0}};
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      timed_out = true;
-      break;
-    }
-    int n = poll(fds, 3, static_cast<int>(left.count()));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) break;
-    char buf[8192];
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
-      ssize_t got = read(fds[i].fd, buf, sizeof(buf));
-      if (got > 0) {
-        (i == 0 ? result.out : result.err).append(buf, static_cast<size_t>(got));
-      } else if (got == 0 || errno != EINTR) {
-        (i == 0 ? out_r : err_r).reset();
-      }
-    }
-    if (fds[2].fd >= 0 && fds[2].revents != 0) {
-      ssize_t put = write(in_w.get(), options.stdin_data.data() + written,
-                          options.stdin_data.size() - written);
-      if (put > 0) written += static_cast<size_t>(put);
-      if (put < 0 && errno != EAGAIN && errno != EINTR) in_w.reset();
-      if (written == options.stdin_data.size()) in_w.reset();
-    }
-  }
   // The child may close its output and live on (a daemon, or a hang after printing); the
   // deadline bounds the wait for its exit too.
-  if (!timed_out) timed_out = !WaitForExit(pid, deadline);
-  if (timed_out) {
-    kill(-pid, SIGKILL);  // the child's whole process group
-    ReapKilled(pid);
+  if (!Pump(options.stdin_data, in_w, out_r, err_r, deadline, result) ||
+      !WaitForExit(pid, deadline)) {
+    KillAndReap(-pid, pid);  // the child's whole process group
     return absl::DeadlineExceededError(
         absl::StrCat(argv[0], " did not finish within ", options.timeout.count(), " ms"));
   }
-  int wstatus = 0;
-  while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
-  }
-  if (WIFEXITED(wstatus)) {
-    result.exit_code = WEXITSTATUS(wstatus);
-  } else if (WIFSIGNALED(wstatus)) {
-    result.exit_code = 128 + WTERMSIG(wstatus);
-  }
+  result.exit_code = ReapExitCode(pid);
   return result;
 }
 

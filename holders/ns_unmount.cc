@@ -2,19 +2,20 @@
 
 #include <fcntl.h>
 #include <sched.h>
-#include <signal.h>
 #include <sys/mount.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <cstring>
 #include <memory>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "base/fd.h"
+#include "base/forked_child.h"
 #include "base/status.h"
 
 namespace rbdcsi {
@@ -73,107 +74,121 @@ struct ChildResult {
   Report(result_fd, {Step::kDone, 0, 0});
 }
 
+// A mount point as the child resolves it: its parent directory, then its last component.
+struct Target {
+  std::string path;  // without trailing slashes
+  std::string parent;
+  std::string name;
+};
+
+// INVALID_ARGUMENT for a relative path or "/".
+absl::StatusOr<Target> SplitMountPoint(const std::string& mount_point) {
+  Target t;
+  t.path = mount_point;
+  while (t.path.size() > 1 && t.path.back() == '/') t.path.pop_back();
+  const size_t slash = t.path.rfind('/');
+  t.name = slash == std::string::npos ? "" : t.path.substr(slash + 1);
+  if (t.path.empty() || t.path[0] != '/' || t.name.empty() || t.name == "." || t.name == "..") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("refusing to unmount \"", mount_point,
+                     "\" in another mount namespace: not an absolute path below /"));
+  }
+  t.parent = slash == 0 ? "/" : t.path.substr(0, slash);
+  return t;
+}
+
+// The mount namespace of the task, opened; FAILED_PRECONDITION when it is not `ns_inode`. The
+// descriptor pins the namespace: once its inode matches, a reused pid cannot redirect the
+// unmount.
+absl::StatusOr<UniqueFd> OpenNamespace(pid_t pid, pid_t tid, uint64_t ns_inode,
+                                       const std::string& where) {
+  const std::string ns_file = tid == 0 ? absl::StrCat("/proc/", pid, "/ns/mnt")
+                                       : absl::StrCat("/proc/", pid, "/task/", tid, "/ns/mnt");
+  UniqueFd ns(::open(ns_file.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!ns.valid()) {
+    return ErrnoToStatus(errno, absl::StrCat("cannot unmount ", where, ": opening ", ns_file));
+  }
+  struct stat st;
+  if (::fstat(ns.get(), &st) != 0) {
+    return ErrnoToStatus(errno, absl::StrCat("cannot unmount ", where, ": fstat ", ns_file));
+  }
+  if (static_cast<uint64_t>(st.st_ino) != ns_inode) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("not unmounting ", where, ": that task is now in mount namespace ", st.st_ino,
+                     " (the process exited and its pid was reused, or it moved)"));
+  }
+  return ns;
+}
+
+// What the child's answer means for the caller.
+absl::Status Explain(const ChildResult& result, const std::string& where, const std::string& task,
+                     uint64_t ns_inode, const std::string& parent, int mount_id) {
+  switch (result.step) {
+    case Step::kDone:
+      return absl::OkStatus();
+    case Step::kEnterNamespace:
+      return ErrnoToStatus(result.err,
+                           absl::StrCat("cannot enter mount namespace ", ns_inode, " of ", task));
+    case Step::kOpenParent:
+      return ErrnoToStatus(result.err,
+                           absl::StrCat("cannot unmount ", where, ": opening ", parent, " there"));
+    case Step::kStat:
+      return ErrnoToStatus(result.err, absl::StrCat("cannot unmount ", where, ": statx"));
+    case Step::kNoMountId:
+      return absl::FailedPreconditionError(
+          absl::StrCat("not unmounting ", where,
+                       ": the kernel does not report mount ids through statx (needs Linux "
+                       "5.8), so the mount cannot be verified"));
+    case Step::kOtherMount:
+      return absl::FailedPreconditionError(
+          absl::StrCat("not unmounting ", where, ": the topmost mount there is mount ",
+                       result.found_mount_id, ", not mount ", mount_id));
+    case Step::kUnmount:
+      return ErrnoToStatus(result.err, absl::StrCat("cannot unmount ", where));
+  }
+  return absl::InternalError(absl::StrCat("cannot unmount ", where, ": garbled helper answer"));
+}
+
 class RealNamespaceUnmounter : public NamespaceUnmounter {
  public:
+  explicit RealNamespaceUnmounter(std::chrono::milliseconds timeout) : timeout_(timeout) {}
+
   absl::Status Unmount(pid_t pid, pid_t tid, uint64_t ns_inode, int mount_id,
                        const std::string& mount_point) override {
-    std::string path = mount_point;
-    while (path.size() > 1 && path.back() == '/') path.pop_back();
-    const size_t slash = path.rfind('/');
-    const std::string name = slash == std::string::npos ? "" : path.substr(slash + 1);
-    if (path.empty() || path[0] != '/' || name.empty() || name == "." || name == "..") {
-      return absl::InvalidArgumentError(
-          absl::StrCat("refusing to unmount \"", mount_point,
-                       "\" in another mount namespace: not an absolute path below /"));
-    }
-    const std::string parent = slash == 0 ? "/" : path.substr(0, slash);
+    ASSIGN_OR_RETURN(const Target target, SplitMountPoint(mount_point));
     const std::string task =
         tid == 0 ? absl::StrCat("pid ", pid) : absl::StrCat("thread ", tid, " of pid ", pid);
-    const std::string where = absl::StrCat(path, " in mount namespace ", ns_inode, " of ", task);
-
-    const std::string ns_file = tid == 0 ? absl::StrCat("/proc/", pid, "/ns/mnt")
-                                         : absl::StrCat("/proc/", pid, "/task/", tid, "/ns/mnt");
-    // The descriptor pins the namespace: once its inode matches, a reused pid cannot redirect
-    // the unmount.
-    UniqueFd ns(::open(ns_file.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!ns.valid()) {
-      return ErrnoToStatus(errno, absl::StrCat("cannot unmount ", where, ": opening ", ns_file));
-    }
-    struct stat st;
-    if (::fstat(ns.get(), &st) != 0) {
-      return ErrnoToStatus(errno, absl::StrCat("cannot unmount ", where, ": fstat ", ns_file));
-    }
-    if (static_cast<uint64_t>(st.st_ino) != ns_inode) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("not unmounting ", where, ": that task is now in mount namespace ",
-                       st.st_ino, " (the process exited and its pid was reused, or it moved)"));
-    }
-
-    int pipe_fds[2];
-    if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return ErrnoToStatus(errno, "cannot create a pipe");
-    UniqueFd read_end(pipe_fds[0]);
-    UniqueFd write_end(pipe_fds[1]);
+    const std::string where =
+        absl::StrCat(target.path, " in mount namespace ", ns_inode, " of ", task);
+    ASSIGN_OR_RETURN(const UniqueFd ns, OpenNamespace(pid, tid, ns_inode, where));
     // setns(CLONE_NEWNS) is refused to a multi-threaded process; the forked child has one thread.
-    const pid_t self = ::getpid();
-    const pid_t child = ::fork();
-    if (child < 0) {
-      return ErrnoToStatus(errno, absl::StrCat("cannot fork to unmount ", where));
-    }
-    if (child == 0) {
-      // Dies with the plugin, like every child it starts (base/command.h).
-      if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != self) ::_exit(6);
-      UnmountInChild(ns.get(), write_end.get(), parent.c_str(), name.c_str(), mount_id);
-    }
-    write_end.reset();
+    const int ns_fd = ns.get();
+    const char* parent_c = target.parent.c_str();
+    const char* name_c = target.name.c_str();
+    ASSIGN_OR_RETURN(const ForkedChildResult child,
+                     RunForkedChild(absl::StrCat("unmounting ", where), timeout_, [&](int out) {
+                       UnmountInChild(ns_fd, out, parent_c, name_c, mount_id);
+                     }));
     ChildResult result;
-    size_t got = 0;
-    while (got < sizeof(result)) {
-      const ssize_t n =
-          ::read(read_end.get(), reinterpret_cast<char*>(&result) + got, sizeof(result) - got);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      got += static_cast<size_t>(n);
+    if (child.output.size() != sizeof(result)) {
+      return absl::InternalError(
+          absl::StrCat("cannot unmount ", where, ": the helper process ended without an answer",
+                       WIFSIGNALED(child.wait_status)
+                           ? absl::StrCat(" (killed by signal ", WTERMSIG(child.wait_status), ")")
+                           : std::string()));
     }
-    int wstatus = 0;
-    while (::waitpid(child, &wstatus, 0) < 0 && errno == EINTR) {
-    }
-    if (got < sizeof(result)) {
-      return absl::InternalError(absl::StrCat(
-          "cannot unmount ", where, ": the helper process ended without an answer",
-          WIFSIGNALED(wstatus) ? absl::StrCat(" (killed by signal ", WTERMSIG(wstatus), ")")
-                               : std::string()));
-    }
-    switch (result.step) {
-      case Step::kDone:
-        return absl::OkStatus();
-      case Step::kEnterNamespace:
-        return ErrnoToStatus(result.err,
-                             absl::StrCat("cannot enter mount namespace ", ns_inode, " of ", task));
-      case Step::kOpenParent:
-        return ErrnoToStatus(
-            result.err, absl::StrCat("cannot unmount ", where, ": opening ", parent, " there"));
-      case Step::kStat:
-        return ErrnoToStatus(result.err, absl::StrCat("cannot unmount ", where, ": statx"));
-      case Step::kNoMountId:
-        return absl::FailedPreconditionError(
-            absl::StrCat("not unmounting ", where,
-                         ": the kernel does not report mount ids through statx (needs Linux "
-                         "5.8), so the mount cannot be verified"));
-      case Step::kOtherMount:
-        return absl::FailedPreconditionError(
-            absl::StrCat("not unmounting ", where, ": the topmost mount there is mount ",
-                         result.found_mount_id, ", not mount ", mount_id));
-      case Step::kUnmount:
-        return ErrnoToStatus(result.err, absl::StrCat("cannot unmount ", where));
-    }
-    return absl::InternalError(absl::StrCat("cannot unmount ", where, ": garbled helper answer"));
+    std::memcpy(&result, child.output.data(), sizeof(result));
+    return Explain(result, where, task, ns_inode, target.parent, mount_id);
   }
+
+ private:
+  const std::chrono::milliseconds timeout_;
 };
 
 }  // namespace
 
-std::unique_ptr<NamespaceUnmounter> NewRealNamespaceUnmounter() {
-  return std::make_unique<RealNamespaceUnmounter>();
+std::unique_ptr<NamespaceUnmounter> NewRealNamespaceUnmounter(std::chrono::milliseconds timeout) {
+  return std::make_unique<RealNamespaceUnmounter>(timeout);
 }
 
 }  // namespace rbdcsi

@@ -8,6 +8,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -33,14 +34,18 @@ class NamespaceUnmounter {
   // reused, or the task moved) or the topmost mount at the path is not `mount_id` (it was
   // unmounted meanwhile, or another mount was stacked on it); an IsBusy() status when the
   // kernel refuses the unmount because the mount is in use; INVALID_ARGUMENT for a relative path
-  // or "/"; other codes as ErrnoToStatus() maps the failing call's errno.
+  // or "/"; DEADLINE_EXCEEDED when the unmount did not finish within the implementation's bound;
+  // other codes as ErrnoToStatus() maps the failing call's errno.
   virtual absl::Status Unmount(pid_t pid, pid_t tid, uint64_t ns_inode, int mount_id,
                                const std::string& mount_point) = 0;
 };
 
-// setns(2) + statx(2) + umount2(2) in a forked child. Needs CAP_SYS_ADMIN and CAP_SYS_CHROOT,
-// and Linux >= 5.8 (statx's mount id).
-std::unique_ptr<NamespaceUnmounter> NewRealNamespaceUnmounter();
+// setns(2) + statx(2) + umount2(2) in a forked child, which dies with the plugin and is killed
+// when it has not finished within `timeout` (Unmount then returns DEADLINE_EXCEEDED; an unmount
+// that syncs a large filesystem may take seconds). Needs CAP_SYS_ADMIN and CAP_SYS_CHROOT, and
+// Linux >= 5.8 (statx's mount id).
+std::unique_ptr<NamespaceUnmounter> NewRealNamespaceUnmounter(
+    std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 }  // namespace rbdcsi
 

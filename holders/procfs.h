@@ -10,6 +10,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -114,13 +115,16 @@ class ProcFs {
 
   // Fallback for kernels without the above: the mount table of the namespace whose nsfs file is
   // bind-mounted at `ns_file` (a path in this namespace, e.g. "/proc/PID/root/run/ns"), read by a
-  // short-lived child that joins it.
+  // short-lived child that joins it. DEADLINE_EXCEEDED when that child does not finish within
+  // the real implementation's bound (it is killed); INTERNAL when it fails.
   virtual absl::Status ReadMountInfoOfNamespaceFile(const std::string& ns_file,
                                                     std::string* text) = 0;
 };
 
-// The real /proc and /sys.
-std::unique_ptr<ProcFs> NewRealProcFs();
+// The real /proc and /sys. `helper_timeout` bounds each child ReadMountInfoOfNamespaceFile
+// forks, which also dies with the plugin (base/forked_child.h).
+std::unique_ptr<ProcFs> NewRealProcFs(
+    std::chrono::milliseconds helper_timeout = std::chrono::seconds(10));
 
 }  // namespace rbdcsi
 

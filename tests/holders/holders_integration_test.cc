@@ -12,6 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "holders/holders.h"
+#include "holders/procfs.h"
 #include "holders/release_waiter.h"
 #include "tests/holders/loop_fixture.h"
 
@@ -25,7 +26,30 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::SizeIs;
 
-using HoldersIntegrationTest = LoopDeviceTest;
+class HoldersIntegrationTest : public LoopDeviceTest {
+ protected:
+  // A holder in a private mount namespace (made after the staging mount, so it has a copy),
+  // whose namespace file is bind-mounted at `pin`; null (and a failure) when none could be. The
+  // kernel refuses (EINVAL) to bind a mount namespace file whose sequence number is not above
+  // the caller's; on this kernel that sometimes holds for a fresh namespace, so a few fresh
+  // holders are tried.
+  ChildProcess* StartPinnedHolder(const std::string& pin) {
+    { UniqueFd f(::open(pin.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600)); }
+    for (int attempt = 0; attempt < 10; ++attempt) {
+      ChildProcess& candidate =
+          Start({"unshare", "--mount", "--propagation", "private", "sleep", "1000"});
+      EXPECT_TRUE(InOwnNamespace(candidate.pid()));
+      if (Mount({"mount", "--bind", absl::StrCat("/proc/", candidate.pid(), "/ns/mnt"), pin},
+                pin) == 0) {
+        return &candidate;
+      }
+      candidate.Signal(SIGKILL);
+      candidate.Wait(milliseconds(5000));
+    }
+    ADD_FAILURE() << "could not bind-mount a mount namespace file";
+    return nullptr;
+  }
+};
 
 TEST_F(HoldersIntegrationTest, FreeDeviceAfterUnmount) {
   MountStaging();
@@ -203,24 +227,9 @@ TEST_F(HoldersIntegrationTest, ThreadWithItsOwnMountNamespace) {
 TEST_F(HoldersIntegrationTest, NamespaceWithoutProcessPinnedByABindMount) {
   MountStaging();
   const std::string pin = dir_ / "pin";
-  { UniqueFd f(::open(pin.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600)); }
-  // The kernel refuses (EINVAL) to bind a mount namespace file whose sequence number is not
-  // above the caller's; on this kernel that sometimes holds for a fresh namespace, so a few
-  // fresh holders are tried.
   ChildProcess* pinned = nullptr;
-  for (int attempt = 0; attempt < 10 && pinned == nullptr; ++attempt) {
-    ChildProcess& candidate =
-        Start({"unshare", "--mount", "--propagation", "private", "sleep", "1000"});
-    ASSERT_TRUE(InOwnNamespace(candidate.pid()));
-    if (Mount({"mount", "--bind", absl::StrCat("/proc/", candidate.pid(), "/ns/mnt"), pin}, pin) ==
-        0) {
-      pinned = &candidate;
-    } else {
-      candidate.Signal(SIGKILL);
-      candidate.Wait(milliseconds(5000));
-    }
-  }
-  ASSERT_NE(pinned, nullptr) << "could not bind-mount a mount namespace file";
+  pinned = StartPinnedHolder(pin);
+  ASSERT_NE(pinned, nullptr);
   ChildProcess& holder = *pinned;
   const uint64_t ns = MountNamespaceInode(holder.pid());
   holder.Signal(SIGKILL);
@@ -241,6 +250,21 @@ TEST_F(HoldersIntegrationTest, NamespaceWithoutProcessPinnedByABindMount) {
 
   ASSERT_EQ(::umount2(pin.c_str(), 0), 0);
   EXPECT_TRUE(WaitFor([&] { return DeviceFree(); }, milliseconds(5000)));
+}
+
+// The fallback for kernels without listmount: a forked child joins the pinned namespace and
+// copies its mount table out (bounded; holders/procfs.h).
+TEST_F(HoldersIntegrationTest, TheMountTableOfAPinnedNamespaceIsReadThroughAChild) {
+  MountStaging();
+  const std::string pin = dir_ / "pin";
+  ChildProcess* holder = StartPinnedHolder(pin);
+  ASSERT_NE(holder, nullptr);
+  std::string text;
+  ASSERT_THAT(NewRealProcFs()->ReadMountInfoOfNamespaceFile(pin, &text), IsOk());
+  EXPECT_THAT(text, HasSubstr(absl::StrCat(" ", staging_, " ")));  // its copy of the mount
+  ASSERT_EQ(::umount2(pin.c_str(), 0), 0);
+  holder->Signal(SIGKILL);
+  EXPECT_TRUE(holder->Wait(milliseconds(5000)).has_value());
 }
 
 TEST_F(HoldersIntegrationTest, WaiterWakesWhenAPrivateHolderIsKilledAndReleasesItsPin) {
