@@ -37,7 +37,7 @@ struct VolumeRecord {
   std::string staging_path;
   bool block = false;  // access type block (no filesystem) or mount
   std::string fs_type;
-  std::vector<std::string> mount_flags;
+  std::vector<std::string> mount_flags;  // ApplyMountFlagPolicy's result: the mount options
   bool read_only = false;
   // Peer group ("shared:N") of the staging mount, 0 when it is not shared. Copies of the mount
   // that are slaves of this group ("master:N") go away with the host unmount.

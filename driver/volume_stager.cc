@@ -2,8 +2,6 @@
 // that creates something and updated after it, so a later call can always finish the job.
 #include "driver/volume_stager.h"
 
-#include <algorithm>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/fault_point.h"
@@ -21,14 +19,9 @@ const auto& Log() {
   return logger;
 }
 
-std::string MountOptions(const VolumeRecord& r) {
-  std::vector<std::string> opts = r.mount_flags;
-  // The mount-flag policy already added "ro" for read-only modes: never twice.
-  if (r.read_only && std::find(opts.begin(), opts.end(), "ro") == opts.end()) {
-    opts.push_back("ro");
-  }
-  return absl::StrJoin(opts, ",");
-}
+// The record's mount flags are the mount-flag policy's result (mounter/mount_flags.h), which is
+// the one place that adds "ro" for a read-only access mode.
+std::string MountOptions(const VolumeRecord& r) { return absl::StrJoin(r.mount_flags, ","); }
 
 // The same request again must succeed; a different one for a staged volume must not.
 absl::Status CheckCompatible(const VolumeRecord& have, const VolumeRecord& want) {

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "absl/strings/str_split.h"
 #include "driver/node.h"
 #include "gtest/gtest.h"
 #include "tests/driver/node_fixture.h"
@@ -228,14 +229,42 @@ TEST_F(PublishTest, ATargetThatIsASymlinkIsNeitherPublishedNorUnpublished) {
   EXPECT_THAT(Published(), IsEmpty());
 }
 
-TEST_F(PublishTest, AReadOnlyVolumeMountsWithASingleRo) {
+// How often the option "ro" is in the options (the last field) of a logged mount action.
+int RoCount(const std::string& action) {
+  int count = 0;
+  for (absl::string_view option : absl::StrSplit(action.substr(action.rfind(' ') + 1), ',')) {
+    count += option == "ro" ? 1 : 0;
+  }
+  return count;
+}
+
+// The mount-flag policy is the one place that adds "ro" for a read-only access mode; the stage
+// and the publish pass it on once, whether or not the request asked for it too.
+TEST_F(PublishTest, AReadOnlyStageAndPublishGiveTheMounterRoExactlyOnce) {
   filesystems_.fs()["/dev/fake0"] = "ext4";
-  auto req = StageRequest();
-  req.mutable_volume_capability()->mutable_access_mode()->set_mode(
-      csi::v1::VolumeCapability::AccessMode::SINGLE_NODE_READER_ONLY);
-  ASSERT_THAT(ops_->Stage(req), IsOk());
-  EXPECT_THAT(log_,
-              ElementsAre("map rbd/img1 ro", "mount /dev/fake0 " + staging() + " ext4 noatime,ro"));
+  for (const bool asked : {false, true}) {
+    SCOPED_TRACE(asked ? "mount flags ro, noatime" : "mount flags noatime");
+    auto req = StageRequest();
+    auto* cap = req.mutable_volume_capability();
+    cap->mutable_access_mode()->set_mode(
+        csi::v1::VolumeCapability::AccessMode::SINGLE_NODE_READER_ONLY);
+    if (asked) cap->mutable_mount()->add_mount_flags("ro");
+    log_.clear();
+    ASSERT_THAT(ops_->Stage(req), IsOk());
+    ASSERT_EQ(log_.size(), 2u);
+    EXPECT_EQ(log_[0], "map rbd/img1 ro");
+    EXPECT_THAT(log_[1], ::testing::StartsWith("mount /dev/fake0 " + staging() + " ext4 "));
+    EXPECT_EQ(RoCount(log_[1]), 1) << log_[1];
+
+    auto pub = PublishRequest();
+    *pub.mutable_volume_capability() = req.volume_capability();
+    log_.clear();
+    ASSERT_THAT(ops_->Publish(pub), IsOk());
+    EXPECT_THAT(log_, ElementsAre("bind " + staging() + " " + target() + " ro"));
+
+    ASSERT_THAT(ops_->Unpublish(UnpublishRequest(target())), IsOk());
+    ASSERT_THAT(ops_->Unstage(UnstageRequest()), IsOk());
+  }
 }
 
 }  // namespace
