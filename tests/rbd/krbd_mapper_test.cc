@@ -1,3 +1,5 @@
+// The krbd mapper's map and unmap against a scripted rbd CLI: argv, the key file (0600, private
+// directory, removed after the call, never in argv or errors), rbd's errors, single writers.
 #include "rbd/krbd_mapper.h"
 
 #include <sys/stat.h>
@@ -12,6 +14,7 @@
 #include "base/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/rbd/krbd_fixture.h"
 #include "tests/rbd/printers.h"
 #include "tests/support/scripted_command_runner.h"
 #include "tests/support/test_support.h"
@@ -25,101 +28,6 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
 using ::testing::StartsWith;
-
-constexpr char kKey[] = "AQBVdW9mAAAAABAAbG9uZ3NlY3JldGtleWZvcnRlc3RzPT0=";
-constexpr char kMonitors[] = "10.0.0.1:6789,10.0.0.2:6789";
-
-std::string Testdata(const std::string& name) {
-  return ReadFileOrEmpty(std::string(RBDCSI_TESTDATA_DIR) + "/rbd/" + name);
-}
-
-// What a hook saw of the key file while rbd ran.
-struct KeyFileSeen {
-  std::string path;
-  bool exists = false;
-  mode_t file_mode = 0;
-  mode_t dir_mode = 0;
-  std::string content;
-};
-
-class KrbdMapperTest : public ::testing::Test {
- protected:
-  KrbdMapperTest() {
-    KrbdMapperOptions options;
-    options.key_dir = dir_.path() + "/run/keys";  // missing: the mapper creates it
-    options.stat_device = [this](const std::string& path) -> absl::StatusOr<DeviceNumber> {
-      auto it = devices_.find(path);
-      if (it == devices_.end()) return absl::NotFoundError(path + " does not exist");
-      return it->second;
-    };
-    options.udev_running = [this] { return udev_; };
-    options.sysfs_devices = dir_.path() + "/sys/bus/rbd/devices";  // absent unless a test adds it
-    mapper_ = std::make_unique<KrbdMapper>(&runner_, options);
-  }
-
-  // Adds /sys/bus/rbd/devices/ID with the given attributes, as the kernel shows them.
-  void AddSysfsDevice(const std::string& id, const std::map<std::string, std::string>& files) {
-    const std::string dir = dir_.path() + "/sys/bus/rbd/devices/" + id;
-    ASSERT_THAT(MakeDirs(dir, 0755), IsOk());
-    for (const auto& [name, content] : files) {
-      std::ofstream(dir + "/" + name) << content << "\n";
-    }
-  }
-
-  MapOptions Options(bool read_only = false) {
-    MapOptions options;
-    options.image = {"replicapool", "csi-vol-1"};
-    options.read_only = read_only;
-    options.monitors = kMonitors;
-    options.user = "csi-rbd-node";
-    options.key = kKey;
-    return options;
-  }
-
-  // A hook recording the key file named after --keyfile.
-  ScriptedCommandRunner::Hook RecordKeyFile() {
-    return [this](const std::vector<std::string>& argv) {
-      for (size_t i = 0; i + 1 < argv.size(); ++i) {
-        if (argv[i] != "--keyfile") continue;
-        seen_.path = argv[i + 1];
-        struct stat st;
-        seen_.exists = stat(seen_.path.c_str(), &st) == 0;
-        seen_.file_mode = st.st_mode & 07777;
-        const std::string dir = seen_.path.substr(0, seen_.path.rfind('/'));
-        if (stat(dir.c_str(), &st) == 0) seen_.dir_mode = st.st_mode & 07777;
-        seen_.content = ReadFileOrEmpty(seen_.path);
-      }
-    };
-  }
-
-  void ExpectKeyNowhereInArgv() {
-    for (const auto& argv : runner_.calls()) {
-      for (const std::string& arg : argv) EXPECT_THAT(arg, Not(HasSubstr(kKey)));
-    }
-  }
-
-  void ExpectKeyFileGone() {
-    ASSERT_FALSE(seen_.path.empty());
-    EXPECT_NE(access(seen_.path.c_str(), F_OK), 0) << seen_.path;
-    const std::string dir = seen_.path.substr(0, seen_.path.rfind('/'));
-    EXPECT_NE(access(dir.c_str(), F_OK), 0) << dir;
-  }
-
-  TempDir dir_{"krbd"};
-  ScriptedCommandRunner runner_;
-  std::map<std::string, DeviceNumber> devices_ = {{"/dev/rbd0", {252, 0}},
-                                                  {"/dev/rbd1", {252, 16}}};
-  KeyFileSeen seen_;
-  bool udev_ = true;
-  std::unique_ptr<KrbdMapper> mapper_;
-};
-
-// A head image of the default namespace as a 6.1 kernel shows it (single-major numbering).
-std::map<std::string, std::string> SysfsImage(const std::string& name, const std::string& minor) {
-  return {{"pool", "replicapool"}, {"pool_id", "2"},   {"pool_ns", ""},
-          {"name", name},          {"image_id", "1f"}, {"current_snap", "-"},
-          {"major", "252"},        {"minor", minor},   {"client_addr", "127.0.0.1:0/4102"}};
-}
 
 TEST_F(KrbdMapperTest, MapRunsRbdWithKeyInAPrivateFile) {
   runner_.Answer(0, "/dev/rbd0\n", "", RecordKeyFile());
@@ -336,74 +244,10 @@ TEST_F(KrbdMapperTest, UnmapWithImageChecksTheDeviceStillMapsIt) {
   EXPECT_THAT(runner_.calls()[2], ElementsAre("rbd", "device", "unmap", "/dev/rbd1"));
 }
 
-TEST_F(KrbdMapperTest, ListReportsImageHeadsOfTheDefaultNamespace) {
-  runner_.Answer(0, Testdata("device_list.json"), "");
-  absl::StatusOr<std::vector<MappedDevice>> list = mapper_->List();
-  ASSERT_THAT(list, IsOk());
-  // rbd2 is a snapshot and rbd3 lives in a namespace: never mapped by this plugin.
-  EXPECT_THAT(*list,
-              ElementsAre(MappedDevice{"/dev/rbd0", 252, 0, {"replicapool", "csi-vol-0a1b2c3d"}},
-                          MappedDevice{"/dev/rbd1", 252, 16, {"replicapool", "csi-vol-4e5f6a7b"}}));
-  ASSERT_EQ(runner_.calls().size(), 1u);
-  EXPECT_THAT(runner_.calls()[0], ElementsAre("rbd", "device", "list", "--format", "json"));
-}
-
-TEST_F(KrbdMapperTest, ListFailureIsAnError) {
-  runner_.Answer(1, "", "rbd: device list failed: (1) Operation not permitted\n");
-  EXPECT_THAT(mapper_->List(),
-              StatusIs(absl::StatusCode::kInternal, HasSubstr("Operation not permitted")));
-}
-
 TEST_F(KrbdMapperTest, RefreshCapacityIsANoOp) {
   EXPECT_THAT(mapper_->RefreshCapacity(MappedDevice{"/dev/rbd0", 252, 0, {}}), IsOk());
   EXPECT_THAT(runner_.calls(), IsEmpty());
   EXPECT_EQ(mapper_->Name(), "krbd");
-}
-
-TEST(ParseRbdDeviceListTest, ParsesCapturedOutput) {
-  absl::StatusOr<std::vector<RbdDeviceEntry>> entries =
-      ParseRbdDeviceList(Testdata("device_list.json"));
-  ASSERT_THAT(entries, IsOk());
-  ASSERT_EQ(entries->size(), 4u);
-  const RbdDeviceEntry& e = (*entries)[3];
-  EXPECT_EQ(e.id, "3");
-  EXPECT_EQ(e.pool, "replicapool");
-  EXPECT_EQ(e.nspace, "tenant-a");
-  EXPECT_EQ(e.name, "csi-vol-8c9d0e1f");
-  EXPECT_EQ(e.snap, "-");
-  EXPECT_EQ(e.device, "/dev/rbd3");
-  EXPECT_EQ((*entries)[2].snap, "snap1");
-}
-
-TEST(ParseRbdDeviceListTest, ParsesEmptyAndLegacyForms) {
-  absl::StatusOr<std::vector<RbdDeviceEntry>> empty =
-      ParseRbdDeviceList(Testdata("device_list_empty.json"));
-  ASSERT_THAT(empty, IsOk());
-  EXPECT_THAT(*empty, IsEmpty());
-  ASSERT_THAT(ParseRbdDeviceList(""), IsOk());
-
-  absl::StatusOr<std::vector<RbdDeviceEntry>> legacy =
-      ParseRbdDeviceList(Testdata("device_list_luminous.json"));
-  ASSERT_THAT(legacy, IsOk());
-  ASSERT_EQ(legacy->size(), 2u);
-  EXPECT_EQ((*legacy)[1].id, "1");
-  EXPECT_EQ((*legacy)[1].name, "other");
-  EXPECT_EQ((*legacy)[1].device, "/dev/rbd1");
-}
-
-TEST(ParseRbdDeviceListTest, RejectsGarbage) {
-  for (const std::string& text : {std::string("rbd: error\n"), std::string("42"),
-                                  std::string("[{\"pool\":\"p\"}]"), std::string("[1]")}) {
-    EXPECT_THAT(ParseRbdDeviceList(text),
-                StatusIs(absl::StatusCode::kInternal, HasSubstr("rbd device list")))
-        << text;
-  }
-}
-
-TEST(DecodeCommandOutputTest, MakesOneReadableLine) {
-  EXPECT_EQ(DecodeCommandOutput("  rbd: a\n\n rbd: b \r\n"), "rbd: a; rbd: b");
-  EXPECT_EQ(DecodeCommandOutput(std::string("x\0y\x1b\xff", 5)), "x?y??");
-  EXPECT_EQ(DecodeCommandOutput(std::string(5000, 'a')).size(), 1003u);
 }
 
 TEST_F(KrbdMapperTest, WithoutUdevMapAndUnmapPassNoudev) {
@@ -418,64 +262,6 @@ TEST_F(KrbdMapperTest, WithoutUdevMapAndUnmapPassNoudev) {
                                               ::testing::_, "--read-only", "-o", "noudev"));
   EXPECT_THAT(runner_.calls()[1],
               ElementsAre("rbd", "device", "unmap", "-o", "noudev", "/dev/rbd0"));
-}
-
-TEST_F(KrbdMapperTest, ListReadsTheKernelsSysfsWithoutRunningRbd) {
-  AddSysfsDevice("0", SysfsImage("csi-vol-0a1b2c3d", "0"));
-  AddSysfsDevice("1", SysfsImage("csi-vol-4e5f6a7b", "16"));
-  std::map<std::string, std::string> snapshot = SysfsImage("csi-vol-1", "32");
-  snapshot["current_snap"] = "snap1";
-  AddSysfsDevice("2", snapshot);
-  std::map<std::string, std::string> in_namespace = SysfsImage("csi-vol-2", "48");
-  in_namespace["pool_ns"] = "tenant";
-  AddSysfsDevice("3", in_namespace);
-  std::map<std::string, std::string> old_kernel = SysfsImage("csi-vol-3", "");
-  old_kernel.erase("minor");  // no single-major numbering: minor 0
-  old_kernel.erase("pool_ns");
-  AddSysfsDevice("10", old_kernel);
-
-  absl::StatusOr<std::vector<MappedDevice>> list = mapper_->List();
-  ASSERT_THAT(list, IsOk());
-  EXPECT_THAT(*list,
-              ElementsAre(MappedDevice{"/dev/rbd0", 252, 0, {"replicapool", "csi-vol-0a1b2c3d"}},
-                          MappedDevice{"/dev/rbd1", 252, 16, {"replicapool", "csi-vol-4e5f6a7b"}},
-                          MappedDevice{"/dev/rbd10", 252, 0, {"replicapool", "csi-vol-3"}}));
-  EXPECT_THAT(runner_.calls(), IsEmpty());
-}
-
-TEST_F(KrbdMapperTest, UnmapChecksTheImageInSysfs) {
-  AddSysfsDevice("1", SysfsImage("csi-vol-4e5f6a7b", "16"));
-  // The device name was reused for another image: left alone, no rbd call at all.
-  EXPECT_THAT(mapper_->Unmap(MappedDevice{"/dev/rbd1", 252, 16, {"replicapool", "csi-vol-1"}}),
-              IsOk());
-  EXPECT_THAT(runner_.calls(), IsEmpty());
-  runner_.Answer(0, "", "");
-  EXPECT_THAT(
-      mapper_->Unmap(MappedDevice{"/dev/rbd1", 252, 16, {"replicapool", "csi-vol-4e5f6a7b"}}),
-      IsOk());
-  ASSERT_EQ(runner_.calls().size(), 1u);
-  EXPECT_THAT(runner_.calls()[0], ElementsAre("rbd", "device", "unmap", "/dev/rbd1"));
-}
-
-TEST_F(KrbdMapperTest, UnmapReadsOnlyItsOwnDeviceInSysfs) {
-  // The caller has just listed: Unmap looks at /dev/rbd1 alone. A listing would fail on the
-  // malformed entry of device 4.
-  AddSysfsDevice("1", SysfsImage("csi-vol-4e5f6a7b", "16"));
-  std::map<std::string, std::string> bad = SysfsImage("csi-vol-1", "0");
-  bad["major"] = "x";
-  AddSysfsDevice("4", bad);
-  ASSERT_FALSE(mapper_->List().ok());
-  runner_.Answer(0, "", "");
-  EXPECT_THAT(
-      mapper_->Unmap(MappedDevice{"/dev/rbd1", 252, 16, {"replicapool", "csi-vol-4e5f6a7b"}}),
-      IsOk());
-  ASSERT_EQ(runner_.calls().size(), 1u);
-  EXPECT_THAT(runner_.calls()[0], ElementsAre("rbd", "device", "unmap", "/dev/rbd1"));
-  // A device the kernel does not know (gone, or a partition's name) is left alone.
-  EXPECT_THAT(
-      mapper_->Unmap(MappedDevice{"/dev/rbd7", 252, 112, {"replicapool", "csi-vol-4e5f6a7b"}}),
-      IsOk());
-  EXPECT_EQ(runner_.calls().size(), 1u);
 }
 
 TEST_F(KrbdMapperTest, ASingleWriterMapChecksWatchersThenTakesTheExclusiveLock) {
@@ -520,32 +306,6 @@ TEST_F(KrbdMapperTest, TheExclusiveLockHeldElsewhereIsAFailedPrecondition) {
   EXPECT_THAT(mapper_->Map(options),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("exclusive lock")));
   EXPECT_THAT(runner_.calls()[1].back(), "noudev,exclusive");
-}
-
-TEST(ParseRbdWatchersTest, NamesEveryWatcherAndRejectsGarbage) {
-  absl::StatusOr<std::vector<std::string>> watchers =
-      ParseRbdWatchers(Testdata("status_one_watcher.json"));
-  ASSERT_THAT(watchers, IsOk());
-  EXPECT_THAT(*watchers, ElementsAre("client.4109 at 127.0.0.1:0/3182436296"));
-  EXPECT_THAT(ParseRbdWatchers("{\"watchers\":[]}"), IsOk());
-  EXPECT_THAT(ParseRbdWatchers("rbd: error"),
-              StatusIs(absl::StatusCode::kInternal, HasSubstr("rbd status")));
-}
-
-TEST_F(KrbdMapperTest, AnEmptySysfsMeansNothingIsMapped) {
-  ASSERT_THAT(MakeDirs(dir_.path() + "/sys/bus/rbd/devices", 0755), IsOk());
-  absl::StatusOr<std::vector<MappedDevice>> list = mapper_->List();
-  ASSERT_THAT(list, IsOk());
-  EXPECT_THAT(*list, IsEmpty());
-  EXPECT_THAT(runner_.calls(), IsEmpty());
-}
-
-TEST_F(KrbdMapperTest, AMalformedSysfsEntryIsAnErrorNamingTheFile) {
-  std::map<std::string, std::string> bad = SysfsImage("csi-vol-1", "0");
-  bad["major"] = "x";
-  AddSysfsDevice("4", bad);
-  EXPECT_THAT(mapper_->List(),
-              StatusIs(absl::StatusCode::kInternal, HasSubstr("/sys/bus/rbd/devices/4/major")));
 }
 
 }  // namespace
