@@ -121,32 +121,20 @@ void AddDoctorFlags(CLI::App& app, DoctorFlags& flags) {
   app.add_flag("--json", flags.json, "Print JSON instead of a table");
 }
 
-int RunDoctor(const DoctorFlags& flags) {
-  std::optional<ContainerNameSource> ask;
-  if (!flags.cri_endpoint.empty()) {
-    absl::StatusOr<ContainerNameSource> source = CriNameSource(flags.cri_endpoint);
-    if (!source.ok()) {
-      std::cerr << "rbdcsi doctor: --cri-endpoint: " << source.status().message() << "\n";
-      return 2;
-    }
-    ask = *std::move(source);
-  }
-  DoctorInputs inputs;
-  inputs.kubelet_dir = flags.kubelet_dir;
-  RecordStore records(flags.state_dir + "/volumes");
-  std::vector<std::string> notes;
-  absl::StatusOr<std::vector<VolumeRecord>> list = std::vector<VolumeRecord>();
+namespace {
+
+// The volumes rbdcsi serve recorded under STATE_DIR/volumes; a note when there is no such
+// directory.
+absl::Status AddRecordedVolumes(const std::string& state_dir, DoctorInputs& inputs,
+                                std::vector<std::string>& notes) {
+  RecordStore records(state_dir + "/volumes");
   std::error_code ec;
-  if (std::filesystem::exists(records.dir(), ec)) {
-    list = records.List();
-  } else {
+  if (!std::filesystem::exists(records.dir(), ec)) {
     notes.push_back(absl::StrCat("no ", records.dir(), ": no volume records"));
+    return absl::OkStatus();
   }
-  if (!list.ok()) {
-    std::cerr << "rbdcsi doctor: " << list.status().message() << "\n";
-    return 2;
-  }
-  for (const VolumeRecord& r : *list) {
+  ASSIGN_OR_RETURN(const std::vector<VolumeRecord> list, records.List());
+  for (const VolumeRecord& r : list) {
     inputs.volumes.push_back({r.volume_id,
                               r.mapper,
                               r.device.path,
@@ -155,16 +143,18 @@ int RunDoctor(const DoctorFlags& flags) {
                               r.staging_peer_group,
                               r.staging_mount_id});
   }
-  std::unique_ptr<CommandRunner> runner = NewRealCommandRunner();
+  return absl::OkStatus();
+}
+
+// What every mapper has mapped on this node; a note for each that cannot list its devices.
+absl::Status AddMappings(const DoctorFlags& flags, CommandRunner& runner, DoctorInputs& inputs,
+                         std::vector<std::string>& notes) {
   MapperEnv env;
   env.data_dir = flags.data_dir;
   env.rbd_program = flags.rbd_program;
-  env.runner = runner.get();
+  env.runner = &runner;
   MapperRegistry mappers;
-  if (absl::Status st = RegisterMappers(env, &mappers); !st.ok()) {
-    std::cerr << "rbdcsi doctor: " << st.message() << "\n";
-    return 2;
-  }
+  RETURN_IF_ERROR(RegisterMappers(env, &mappers));
   for (Mapper* mapper : mappers.All()) {
     absl::StatusOr<std::vector<MappedDevice>> mapped = mapper->List();
     if (!mapped.ok()) {
@@ -178,8 +168,31 @@ int RunDoctor(const DoctorFlags& flags) {
           {std::string(mapper->Name()), d.path, {d.major, d.minor}, d.image.ToString()});
     }
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int RunDoctor(const DoctorFlags& flags) {
+  std::optional<ContainerNameSource> ask;
+  if (!flags.cri_endpoint.empty()) {
+    absl::StatusOr<ContainerNameSource> source = CriNameSource(flags.cri_endpoint);
+    if (!source.ok()) {
+      std::cerr << "rbdcsi doctor: --cri-endpoint: " << source.status().message() << "\n";
+      return 2;
+    }
+    ask = *std::move(source);
+  }
+  DoctorInputs inputs;
+  inputs.kubelet_dir = flags.kubelet_dir;
+  std::vector<std::string> notes;
+  std::unique_ptr<CommandRunner> runner = NewRealCommandRunner();
   std::unique_ptr<ProcFs> procfs = NewRealProcFs();
-  absl::StatusOr<DoctorReport> report = RunDoctorChecks(inputs, *procfs);
+  absl::StatusOr<DoctorReport> report = [&]() -> absl::StatusOr<DoctorReport> {
+    RETURN_IF_ERROR(AddRecordedVolumes(flags.state_dir, inputs, notes));
+    RETURN_IF_ERROR(AddMappings(flags, *runner, inputs, notes));
+    return RunDoctorChecks(inputs, *procfs);
+  }();
   if (!report.ok()) {
     std::cerr << "rbdcsi doctor: " << report.status().message() << "\n";
     return 2;

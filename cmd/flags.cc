@@ -10,8 +10,10 @@
 #include "driver/registration.h"
 
 namespace rbdcsi {
+namespace {
 
-void AddServeFlags(CLI::App& app, ServeFlags& flags) {
+// The server itself: its socket, identity, directories, logging and shutdown.
+void AddServerFlags(CLI::App& app, ServeFlags& flags) {
   app.add_option("--endpoint", flags.endpoint, "CSI socket, unix:///path/csi.sock")
       ->capture_default_str();
   app.add_option("--nodeid", flags.node_id, "Node id reported to the CO (default: host name)");
@@ -37,6 +39,10 @@ void AddServeFlags(CLI::App& app, ServeFlags& flags) {
   app.add_flag("--no-node", flags.no_node, "Do not serve the Node service");
   app.add_flag("--no-controller", flags.no_controller,
                "Do not serve the Controller service (the loop backend's provisioner)");
+}
+
+// How the node maps images and what an unstage does about holders.
+void AddNodeFlags(CLI::App& app, ServeFlags& flags) {
   app.add_option("--default-mapper", flags.default_mapper,
                  "Mapper for volumes whose context names none: loop (embedded) or krbd")
       ->check(CLI::IsMember(MapperNames()))
@@ -60,6 +66,11 @@ void AddServeFlags(CLI::App& app, ServeFlags& flags) {
                  "Commands (e.g. node_exporter) whose stale private copies of a staging mount "
                  "may be unmounted inside their own mount namespace; off by default")
       ->delimiter(',');
+}
+
+// What serve talks to besides the CO: Prometheus, Ceph clusters, rbd-fuse, the kubelet's
+// registration, the container runtime.
+void AddIntegrationFlags(CLI::App& app, ServeFlags& flags) {
   app.add_option("--metrics-address", flags.metrics_address,
                  "Serve Prometheus metrics at http://ADDRESS/metrics (HOST:PORT, or :PORT for "
                  "every interface); off by default");
@@ -86,6 +97,15 @@ void AddServeFlags(CLI::App& app, ServeFlags& flags) {
                  "The container runtime's CRI socket (unix:///run/containerd/containerd.sock): "
                  "busy errors then name a holder's pod (namespace/name) and container; off by "
                  "default");
+}
+
+}  // namespace
+
+void AddServeFlags(CLI::App& app, ServeFlags& flags) {
+  // In this order in --help.
+  AddServerFlags(app, flags);
+  AddNodeFlags(app, flags);
+  AddIntegrationFlags(app, flags);
 }
 
 absl::Status ValidateServeFlags(ServeFlags& flags) {

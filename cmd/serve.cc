@@ -161,6 +161,151 @@ absl::StatusOr<UniqueFd> LockStateDir(const std::string& state_dir) {
   return fd;
 }
 
+NodeDeps NodeDepsOf(Runtime& rt) {
+  NodeDeps deps;
+  deps.mounter = rt.mounter.get();
+  deps.filesystems = rt.filesystems.get();
+  deps.mappers = rt.mappers.get();
+  deps.records = &rt.records;
+  deps.locks = &rt.locks;
+  deps.busy = &rt.busy;
+  deps.clusters = rt.clusters.get();
+  deps.env = rt.env.get();
+  return deps;
+}
+
+NodeConfig NodeConfigOf(const ServeFlags& flags) {
+  NodeConfig config;
+  config.node_id = flags.node_id;
+  config.default_mapper = flags.default_mapper;
+  config.paths.kubelet_dir = flags.kubelet_dir;
+  config.paths.protected_dirs = {flags.state_dir, flags.data_dir, flags.key_dir, flags.fuse_dir};
+  return config;
+}
+
+ControllerConfig ControllerConfigOf() {
+  ControllerConfig config;
+  // Loop images map with the loop mapper; Ceph images by default with krbd.
+  config.mappers = MapperNames();
+  config.default_mapper = "loop";
+  config.ceph_default_mapper = "krbd";
+  return config;
+}
+
+// The three CSI services over the runtime, reporting their calls to the server's tracker.
+struct Services {
+  Services(const ServeFlags& flags, Runtime& rt, CallTracker* tracker)
+      : identity({flags.driver_name, kVersion, flags.state_dir, !flags.no_controller}, tracker),
+        node_ops(NodeConfigOf(flags), NodeDepsOf(rt)),
+        node(&node_ops, tracker),
+        controller_ops(ControllerConfigOf(), rt.stores.get(), &rt.controller_locks),
+        controller(&controller_ops, tracker) {}
+
+  IdentityService identity;
+  NodeOps node_ops;
+  NodeService node;
+  ControllerOps controller_ops;
+  ControllerService controller;
+};
+
+// The state and data directories, made root's alone; the state directory locked for as long as
+// the returned descriptor is open. Logs why it failed.
+absl::StatusOr<UniqueFd> PrepareStateDirs(const ServeFlags& flags) {
+  for (const std::string& dir : {flags.state_dir, flags.state_dir + "/volumes", flags.data_dir}) {
+    if (absl::Status st = MakeDirs(dir, 0700); !st.ok()) {
+      Logger("server")->error("{}", st.message());
+      return st;
+    }
+    chmod(dir.c_str(), 0700);  // records and images are root's alone, also in an existing dir
+  }
+  // One server per state directory, for the server's whole life: two would undo each other's
+  // stages and race on the same records.
+  absl::StatusOr<UniqueFd> state_lock = LockStateDir(flags.state_dir);
+  if (!state_lock.ok()) Logger("server")->error("{}", state_lock.status().message());
+  return state_lock;
+}
+
+void CheckKeyDir(const std::string& key_dir) {
+  if (int stale = KeyFile::RemoveStale(key_dir); stale > 0) {
+    Logger("server")->warn("removed {} key file(s) left under {} by an earlier run", stale,
+                           key_dir);
+  }
+  if (std::filesystem::exists(key_dir) && !KeyFile::InMemory(key_dir)) {
+    Logger("server")->warn("--key-dir {} is not on tmpfs: cephx key files could reach a disk",
+                           key_dir);
+  }
+}
+
+// SIGTERM and SIGINT, blocked in this thread (and so in every thread it starts from now on), to be
+// taken synchronously with sigwait.
+sigset_t BlockStopSignals() {
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  return stop_signals;
+}
+
+absl::StatusOr<std::unique_ptr<ClusterConfigSource>> LoadClusterConfig(const std::string& path) {
+  if (path.empty()) return std::make_unique<ClusterConfigSource>();
+  return ClusterConfigSource::Load(path);
+}
+
+// Starts Prometheus's endpoint and the kubelet registration when asked for; logs why not.
+absl::StatusOr<std::unique_ptr<KubeletRegistration>> StartExtras(const ServeFlags& flags,
+                                                                 PrometheusMetrics* prometheus) {
+  auto log = Logger("server");
+  if (prometheus != nullptr) {
+    absl::StatusOr<int> port = prometheus->Serve(flags.metrics_address);
+    if (!port.ok()) {
+      log->error("{}", port.status().message());
+      return port.status();
+    }
+    log->info("serving metrics on {} (port {})", flags.metrics_address, *port);
+  }
+  log->info("rbdcsi {} serving driver {} for node {} ({}{}), unstage wait {} s{}", kVersion,
+            flags.driver_name, flags.node_id, flags.no_node ? "" : "node ",
+            flags.no_controller ? "" : "controller", flags.unstage_wait_seconds,
+            flags.reclaim_stale_mounts.empty()
+                ? ""
+                : ", reclaiming stale mounts of " + absl::StrJoin(flags.reclaim_stale_mounts, ","));
+  if (flags.registration_socket_path.empty()) return nullptr;
+  auto registration = std::make_unique<KubeletRegistration>(
+      flags.registration_socket_path,
+      RegistrationConfig{flags.driver_name,
+                         flags.kubelet_registration_path.empty()
+                             ? std::filesystem::absolute(flags.socket_path).string()
+                             : flags.kubelet_registration_path});
+  if (absl::Status st = registration->Start(); !st.ok()) {
+    log->error("cannot serve kubelet registration: {}", st.message());
+    return st;
+  }
+  log->info("kubelet registration served on {}", flags.registration_socket_path);
+  return registration;
+}
+
+// Waits for SIGTERM or SIGINT, then stops taking calls and shuts the server down.
+void ServeUntilStopped(const ServeFlags& flags, const sigset_t& stop_signals, Server& server,
+                       KubeletRegistration* registration) {
+  auto log = Logger("server");
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  log->info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  if (registration != nullptr) registration->Stop();  // the kubelet stops sending calls first
+  // Calls still running after the grace period are cancelled, but a handler can be stuck
+  // waiting for a child process; serve exits anyway, shortly after the grace period.
+  std::thread([grace = std::chrono::seconds(flags.grace_seconds), key_dir = flags.key_dir, log] {
+    std::this_thread::sleep_for(grace + kShutdownMargin);
+    log->error("calls still running {} s after the grace period; exiting without them",
+               kShutdownMargin.count());
+    KeyFile::RemoveStale(key_dir);  // the stuck calls' key files
+    log->flush();
+    std::_Exit(1);
+  }).detach();
+  server.Shutdown();
+}
+
 }  // namespace
 
 int ExecController(char** argv) {
@@ -183,47 +328,17 @@ int RunServe(ServeFlags flags) {
     std::cerr << "rbdcsi serve: --log-level/--log-format: " << st.message() << "\n";
     return 2;
   }
-  auto log = Logger("server");
-  for (const std::string& dir : {flags.state_dir, flags.state_dir + "/volumes", flags.data_dir}) {
-    if (absl::Status st = MakeDirs(dir, 0700); !st.ok()) {
-      log->error("{}", st.message());
-      return 1;
-    }
-    chmod(dir.c_str(), 0700);  // records and images are root's alone, also in an existing dir
-  }
-
-  // One server per state directory, for the server's whole life: two would undo each other's
-  // stages and race on the same records.
-  absl::StatusOr<UniqueFd> state_lock = LockStateDir(flags.state_dir);
-  if (!state_lock.ok()) {
-    log->error("{}", state_lock.status().message());
-    return 1;
-  }
-
-  if (int stale = KeyFile::RemoveStale(flags.key_dir); stale > 0) {
-    log->warn("removed {} key file(s) left under {} by an earlier run", stale, flags.key_dir);
-  }
-  if (std::filesystem::exists(flags.key_dir) && !KeyFile::InMemory(flags.key_dir)) {
-    log->warn("--key-dir {} is not on tmpfs: cephx key files could reach a disk", flags.key_dir);
-  }
-
+  absl::StatusOr<UniqueFd> state_lock = PrepareStateDirs(flags);
+  if (!state_lock.ok()) return 1;
+  CheckKeyDir(flags.key_dir);
   // Signals are taken synchronously by this thread; block them before gRPC starts its threads
   // so that none of those receives them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-
-  auto cluster_config = std::make_unique<ClusterConfigSource>();
-  if (!flags.cluster_config.empty()) {
-    absl::StatusOr<std::unique_ptr<ClusterConfigSource>> loaded =
-        ClusterConfigSource::Load(flags.cluster_config);
-    if (!loaded.ok()) {
-      std::cerr << "rbdcsi serve: --cluster-config: " << loaded.status().message() << "\n";
-      return 2;
-    }
-    cluster_config = *std::move(loaded);
+  const sigset_t stop_signals = BlockStopSignals();
+  absl::StatusOr<std::unique_ptr<ClusterConfigSource>> cluster_config =
+      LoadClusterConfig(flags.cluster_config);
+  if (!cluster_config.ok()) {
+    std::cerr << "rbdcsi serve: --cluster-config: " << cluster_config.status().message() << "\n";
+    return 2;
   }
   std::unique_ptr<CriContainerNamer> namer;  // outlives the scanner that uses it
   if (!flags.cri_socket_path.empty()) {
@@ -234,94 +349,28 @@ int RunServe(ServeFlags flags) {
     prometheus = std::make_unique<PrometheusMetrics>(VolumesByStepIn(flags.state_dir + "/volumes"));
   }
   Metrics& metrics = prometheus ? *prometheus : NullMetrics();
-  Runtime rt(flags, metrics, std::move(cluster_config));
+  Runtime rt(flags, metrics, *std::move(cluster_config));
   rt.scanner.set_container_namer(namer.get());
   if (int stale = rt.records.RemoveStaleTemporaries(); stale > 0) {
-    log->warn("removed {} temporary record file(s) an earlier run left", stale);
+    Logger("server")->warn("removed {} temporary record file(s) an earlier run left", stale);
   }
   Server server({flags.socket_path, std::chrono::seconds(flags.grace_seconds)});
   server.tracker()->SetObserver(RpcMetricsObserver(metrics));
-  IdentityService identity({flags.driver_name, kVersion, flags.state_dir, !flags.no_controller},
-                           server.tracker());
-  NodeDeps deps;
-  deps.mounter = rt.mounter.get();
-  deps.filesystems = rt.filesystems.get();
-  deps.mappers = rt.mappers.get();
-  deps.records = &rt.records;
-  deps.locks = &rt.locks;
-  deps.busy = &rt.busy;
-  deps.clusters = rt.clusters.get();
-  deps.env = rt.env.get();
-  NodeConfig node_config;
-  node_config.node_id = flags.node_id;
-  node_config.default_mapper = flags.default_mapper;
-  node_config.paths.kubelet_dir = flags.kubelet_dir;
-  node_config.paths.protected_dirs = {flags.state_dir, flags.data_dir, flags.key_dir,
-                                      flags.fuse_dir};
-  NodeOps node_ops(node_config, deps);
-  NodeService node(&node_ops, server.tracker());
-  ControllerConfig controller_config;
-  // Loop images map with the loop mapper; Ceph images by default with krbd.
-  controller_config.mappers = MapperNames();
-  controller_config.default_mapper = "loop";
-  controller_config.ceph_default_mapper = "krbd";
-  ControllerOps controller_ops(controller_config, rt.stores.get(), &rt.controller_locks);
-  ControllerService controller(&controller_ops, server.tracker());
-
-  server.AddService(&identity);
-  if (!flags.no_node) server.AddService(&node);
-  if (!flags.no_controller) server.AddService(&controller);
+  Services services(flags, rt, server.tracker());
+  server.AddService(&services.identity);
+  if (!flags.no_node) server.AddService(&services.node);
+  if (!flags.no_controller) server.AddService(&services.controller);
   if (absl::Status st = server.Start(); !st.ok()) {
-    log->error("cannot serve: {}", st.message());
+    Logger("server")->error("cannot serve: {}", st.message());
     return 1;
   }
-  if (prometheus) {
-    absl::StatusOr<int> port = prometheus->Serve(flags.metrics_address);
-    if (!port.ok()) {
-      log->error("{}", port.status().message());
-      server.Shutdown();
-      return 1;
-    }
-    log->info("serving metrics on {} (port {})", flags.metrics_address, *port);
+  absl::StatusOr<std::unique_ptr<KubeletRegistration>> registration =
+      StartExtras(flags, prometheus.get());
+  if (!registration.ok()) {
+    server.Shutdown();
+    return 1;
   }
-  log->info("rbdcsi {} serving driver {} for node {} ({}{}), unstage wait {} s{}", kVersion,
-            flags.driver_name, flags.node_id, flags.no_node ? "" : "node ",
-            flags.no_controller ? "" : "controller", flags.unstage_wait_seconds,
-            flags.reclaim_stale_mounts.empty()
-                ? ""
-                : ", reclaiming stale mounts of " + absl::StrJoin(flags.reclaim_stale_mounts, ","));
-
-  std::unique_ptr<KubeletRegistration> registration;
-  if (!flags.registration_socket_path.empty()) {
-    registration = std::make_unique<KubeletRegistration>(
-        flags.registration_socket_path,
-        RegistrationConfig{flags.driver_name,
-                           flags.kubelet_registration_path.empty()
-                               ? std::filesystem::absolute(flags.socket_path).string()
-                               : flags.kubelet_registration_path});
-    if (absl::Status st = registration->Start(); !st.ok()) {
-      log->error("cannot serve kubelet registration: {}", st.message());
-      server.Shutdown();
-      return 1;
-    }
-    log->info("kubelet registration served on {}", flags.registration_socket_path);
-  }
-
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
-  log->info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-  if (registration) registration->Stop();  // the kubelet stops sending calls first
-  // Calls still running after the grace period are cancelled, but a handler can be stuck
-  // waiting for a child process; serve exits anyway, shortly after the grace period.
-  std::thread([grace = std::chrono::seconds(flags.grace_seconds), key_dir = flags.key_dir, log] {
-    std::this_thread::sleep_for(grace + kShutdownMargin);
-    log->error("calls still running {} s after the grace period; exiting without them",
-               kShutdownMargin.count());
-    KeyFile::RemoveStale(key_dir);  // the stuck calls' key files
-    log->flush();
-    std::_Exit(1);
-  }).detach();
-  server.Shutdown();
+  ServeUntilStopped(flags, stop_signals, server, registration->get());
   return 0;
 }
 

@@ -81,6 +81,17 @@ absl::Status ForgetPublish(RecordStore& records, VolumeRecord& record, const std
   return records.Save(record);
 }
 
+// The request's own checks, before any path is resolved: the capability it asks for.
+absl::StatusOr<Capability> ValidatePublishRequest(const csi::v1::NodePublishVolumeRequest& req) {
+  RETURN_IF_ERROR(ValidateVolumeId(req.volume_id()));
+  RETURN_IF_ERROR(ValidatePath(req.staging_target_path(), "staging_target_path"));
+  RETURN_IF_ERROR(ValidatePath(req.target_path(), "target_path"));
+  if (!req.has_volume_capability()) {
+    return absl::InvalidArgumentError("volume_capability is required");
+  }
+  return ParseCapability(req.volume_capability());
+}
+
 }  // namespace
 
 absl::Status Publisher::CheckVolumePath(const VolumeRecord& record, const std::string& path,
@@ -101,14 +112,23 @@ absl::Status Publisher::CheckVolumePath(const VolumeRecord& record, const std::s
       absl::StrCat("volume ", record.volume_id, " is neither staged nor published at ", path));
 }
 
-absl::Status Publisher::Publish(const csi::v1::NodePublishVolumeRequest& req) {
-  RETURN_IF_ERROR(ValidateVolumeId(req.volume_id()));
-  RETURN_IF_ERROR(ValidatePath(req.staging_target_path(), "staging_target_path"));
-  RETURN_IF_ERROR(ValidatePath(req.target_path(), "target_path"));
-  if (!req.has_volume_capability()) {
-    return absl::InvalidArgumentError("volume_capability is required");
+absl::Status Publisher::CheckPublishable(const VolumeRecord& record, const Capability& cap,
+                                         const std::vector<MountInfo>& table) const {
+  // Never hand a pod a device or directory that is no longer this volume's.
+  if (absl::Status live = finder_.CheckStillStaged(record, table); !live.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(live.message(), "; NodeStageVolume must stage it again first"));
   }
-  ASSIGN_OR_RETURN(Capability cap, ParseCapability(req.volume_capability()));
+  if (record.block != cap.block) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "volume ", record.volume_id, " was staged for ", record.block ? "block" : "mount",
+        " access and cannot be published for ", cap.block ? "block" : "mount", " access"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Publisher::Publish(const csi::v1::NodePublishVolumeRequest& req) {
+  ASSIGN_OR_RETURN(const Capability cap, ValidatePublishRequest(req));
   ASSIGN_OR_RETURN(const std::string staging,
                    ResolveRequestPath(config_.paths, req.staging_target_path(),
                                       "staging_target_path", PathNeed::kNone));
@@ -122,18 +142,9 @@ absl::Status Publisher::Publish(const csi::v1::NodePublishVolumeRequest& req) {
                                                       record.staging_path, ", not ",
                                                       req.staging_target_path()));
   }
-  // One read of the mount table serves both checks below.
+  // One read of the mount table serves both this check and the target's below.
   ASSIGN_OR_RETURN(std::vector<MountInfo> table, deps_.mounter->List());
-  // Never hand a pod a device or directory that is no longer this volume's.
-  if (absl::Status live = finder_.CheckStillStaged(record, table); !live.ok()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(live.message(), "; NodeStageVolume must stage it again first"));
-  }
-  if (record.block != cap.block) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "volume ", req.volume_id(), " was staged for ", record.block ? "block" : "mount",
-        " access and cannot be published for ", cap.block ? "block" : "mount", " access"));
-  }
+  RETURN_IF_ERROR(CheckPublishable(record, cap, table));
   const bool read_only = req.readonly() || cap.read_only_mode || record.read_only;
   if (IsUnder(target, record.staging_path) || IsUnder(record.staging_path, target)) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -2,9 +2,12 @@
 #ifndef RBDCSI_DRIVER_PUBLISHER_H_
 #define RBDCSI_DRIVER_PUBLISHER_H_
 
+#include <vector>
+
 #include "absl/status/status.h"
 #include "csi.pb.h"
 #include "driver/node_deps.h"
+#include "driver/validation.h"
 #include "driver/volume_finder.h"
 
 namespace rbdcsi {
@@ -44,6 +47,10 @@ class Publisher {
   absl::Status CheckVolumePath(const VolumeRecord& record, const std::string& path,
                                const FileInfo& info);
   // Creates the target's last component (a directory, or a file for block volumes) and binds.
+  // FAILED_PRECONDITION unless the volume is still staged (in `table`, the mount table) and
+  // for the access type (block or mount) `cap` asks for.
+  absl::Status CheckPublishable(const VolumeRecord& record, const Capability& cap,
+                                const std::vector<MountInfo>& table) const;
   absl::Status BindAt(const VolumeRecord& record, const std::string& target, bool read_only);
 
   const NodeConfig& config_;

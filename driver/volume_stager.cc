@@ -9,6 +9,7 @@
 #include "base/logging.h"
 #include "base/status.h"
 #include "driver/mount_stack.h"
+#include "driver/stage_request.h"
 #include "driver/validation.h"
 
 namespace rbdcsi {
@@ -59,19 +60,16 @@ absl::StatusOr<VolumeRecord> VolumeStager::RecordFromRequest(
     const csi::v1::NodeStageVolumeRequest& req, MapOptions* map_options) const {
   ASSIGN_OR_RETURN(Capability cap, ParseCapability(req.volume_capability()));
   const auto& ctx = req.volume_context();
-  auto get = [&ctx](const char* key) {
-    auto it = ctx.find(key);
-    return it == ctx.end() ? std::string() : it->second;
-  };
   VolumeRecord r;
   r.volume_id = req.volume_id();
-  r.mapper = get("mapper").empty() ? config_.default_mapper : get("mapper");
+  r.mapper =
+      RequestValue(ctx, "mapper").empty() ? config_.default_mapper : RequestValue(ctx, "mapper");
   ASSIGN_OR_RETURN(Mapper * mapper, finder_.MapperFor(r.mapper));
   const MapperTraits traits = mapper->Traits();
   ASSIGN_OR_RETURN(const ImageId image, finder_.ImageOfRequest(req.volume_id(), ctx, traits));
   r.cluster_id = image.cluster_id;
   r.image = image.Spec();
-  r.monitors = get("monitors");
+  r.monitors = RequestValue(ctx, "monitors");
   if (r.monitors.empty() && !image.cluster_id.empty() && deps_.clusters != nullptr) {
     ASSIGN_OR_RETURN(const ClusterConfig cluster, deps_.clusters->Find(image.cluster_id));
     r.monitors = cluster.MonitorList();
@@ -87,50 +85,11 @@ absl::StatusOr<VolumeRecord> VolumeStager::RecordFromRequest(
   map_options->single_writer =
       !r.read_only && cap.mode != csi::v1::VolumeCapability::AccessMode::MULTI_NODE_MULTI_WRITER;
   map_options->monitors = r.monitors;
-  auto secret = [&req](const std::string& key) {
-    auto it = req.secrets().find(key);
-    return it == req.secrets().end() ? std::string() : it->second;
-  };
-  // rbdcsi's shape: secrets userID and userKey. The in-tree kubernetes.io/rbd shape (static PVs
-  // written by `rbdcsi migrate-pv`): volume_context.user (default admin) and a Secret of type
-  // kubernetes.io/rbd holding the key under `key`.
-  r.user = secret("userID");
-  map_options->key = secret("userKey");
-  if (map_options->key.empty() && !secret("key").empty()) {
-    map_options->key = secret("key");
-    if (r.user.empty()) r.user = get("user").empty() ? "admin" : get("user");
-  }
-  map_options->user = r.user;
-  // Checked here, before anything runs (the mapper checks again): never echoed, it is a secret.
-  for (char c : r.user) {
-    const unsigned char u = static_cast<unsigned char>(c);
-    if (r.user.front() == '-' || u <= 0x20 || u == 0x7f) {
-      return absl::InvalidArgumentError(
-          "the cephx user (secret userID, or volume_context.user) starts with '-' or holds "
-          "whitespace or a control character");
-    }
-  }
+  RETURN_IF_ERROR(ReadCredentials(req, r, *map_options));
   if (!r.monitors.empty() && r.monitors.front() == '-') {
     return absl::InvalidArgumentError("volume_context.monitors starts with '-'");
   }
-  auto resolved_secret = [&](const std::string& key) {
-    if (key == "userID") return r.user;
-    if (key == "userKey") return map_options->key;
-    return secret(key);
-  };
-  std::vector<std::string> missing;
-  for (const std::string& key : traits.required_context) {
-    // The monitors may also come from the cluster config, through the clusterID.
-    const bool have = key == "monitors" ? !r.monitors.empty() : !get(key.c_str()).empty();
-    if (!have) missing.push_back("volume_context." + key);
-  }
-  for (const std::string& key : traits.required_secrets) {
-    if (resolved_secret(key).empty()) missing.push_back("the secret " + key);
-  }
-  if (!missing.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the ", r.mapper, " mapper needs ", absl::StrJoin(missing, " and ")));
-  }
+  RETURN_IF_ERROR(CheckRequired(traits, req, r, *map_options));
   return r;
 }
 

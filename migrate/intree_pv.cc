@@ -29,53 +29,57 @@ bool ValidRbdName(const std::string& name) {
   return true;
 }
 
-// Returns the refusal reason (throws json::exception on a field of the wrong type), or empty when
-// `pv` converted into `out`.
-std::string Convert(const json& pv, const MigrateOptions& opt, json& out,
-                    std::vector<std::string>& warnings) {
-  const json& spec = pv.value("spec", json::object());
-  const json& rbd = spec.value("rbd", json());
-  if (!rbd.is_object()) {
-    if (spec.contains("csi")) return "already a CSI volume (spec.csi): nothing to convert";
-    return "not an in-tree rbd volume (no spec.rbd)";
-  }
+// What an in-tree rbd PersistentVolume says, with the in-tree plugin's defaults filled in.
+struct InTreeRbd {
   std::vector<std::string> monitors;
+  std::string pool, image, user;
+  std::string secret_name, secret_namespace;
+};
+
+// Checks the monitors, pool, image and user of spec.rbd into `in`: the refusal reason, or empty.
+std::string ReadImage(const json& rbd, InTreeRbd& in) {
   for (const json& m : rbd.value("monitors", json::array())) {
     if (!m.is_string() || !ValidRbdName(m.get<std::string>())) {
       return absl::StrCat("spec.rbd.monitors: '", m.is_string() ? m.get<std::string>() : m.dump(),
                           "' is not a monitor address");
     }
-    monitors.push_back(m.get<std::string>());
+    in.monitors.push_back(m.get<std::string>());
   }
-  if (monitors.empty()) return "spec.rbd.monitors is empty: rbdcsi needs the monitors to map";
-  const std::string image = Str(rbd, "image");
-  if (image.empty()) return "spec.rbd.image is missing";
-  std::string pool = Str(rbd, "pool");
-  if (pool.empty()) pool = kDefaultPool;
-  std::string user = Str(rbd, "user");
-  if (user.empty()) user = kDefaultUser;
-  for (const auto& [field, value] : {std::pair<const char*, const std::string&>{"pool", pool},
-                                     {"image", image},
-                                     {"user", user}}) {
+  if (in.monitors.empty()) return "spec.rbd.monitors is empty: rbdcsi needs the monitors to map";
+  in.image = Str(rbd, "image");
+  if (in.image.empty()) return "spec.rbd.image is missing";
+  in.pool = Str(rbd, "pool");
+  if (in.pool.empty()) in.pool = kDefaultPool;
+  in.user = Str(rbd, "user");
+  if (in.user.empty()) in.user = kDefaultUser;
+  for (const auto& [field, value] : {std::pair<const char*, const std::string&>{"pool", in.pool},
+                                     {"image", in.image},
+                                     {"user", in.user}}) {
     if (!ValidRbdName(value)) {
       return absl::StrCat("spec.rbd.", field, " '", value,
                           "' contains a character rbd names cannot carry ('/', '@', ',', space)");
     }
   }
+  return "";
+}
+
+// Checks the key's Secret and the access modes into `in`: the refusal reason, or empty.
+std::string ReadSecretAndModes(const json& spec, const json& rbd, InTreeRbd& in) {
   const json& secret = rbd.value("secretRef", json());
   if (!secret.is_object() || Str(secret, "name").empty()) {
     std::string keyring = Str(rbd, "keyring");
     if (keyring.empty()) keyring = kDefaultKeyring;
-    return absl::StrCat("no spec.rbd.secretRef: the in-tree plugin read client.", user,
+    return absl::StrCat("no spec.rbd.secretRef: the in-tree plugin read client.", in.user,
                         "'s key from ", keyring,
                         " on each node, which rbdcsi never reads; create a Secret of type "
                         "kubernetes.io/rbd with the key under `key`, name it in "
                         "spec.rbd.secretRef, and convert again");
   }
-  std::string secret_ns = Str(secret, "namespace");
-  const json& claim = spec.value("claimRef", json());
-  if (secret_ns.empty()) secret_ns = Str(claim, "namespace");
-  if (secret_ns.empty()) {
+  in.secret_name = Str(secret, "name");
+  in.secret_namespace = Str(secret, "namespace");
+  if (in.secret_namespace.empty())
+    in.secret_namespace = Str(spec.value("claimRef", json()), "namespace");
+  if (in.secret_namespace.empty()) {
     return "spec.rbd.secretRef names no namespace and the volume has no claim to take it from; "
            "add spec.rbd.secretRef.namespace";
   }
@@ -86,14 +90,18 @@ std::string Convert(const json& pv, const MigrateOptions& opt, json& out,
              "corrupts it; rbdcsi offers ReadWriteOnce, ReadWriteOncePod and ReadOnlyMany";
     }
   }
+  return "";
+}
 
-  json csi = {{"driver", opt.driver_name}, {"volumeHandle", absl::StrCat(pool, "/", image)}};
+// The new PV's spec: the csi source in place of spec.rbd, and the fields that carry over.
+json CsiSpec(const json& spec, const json& rbd, const InTreeRbd& in, const MigrateOptions& opt) {
+  json csi = {{"driver", opt.driver_name}, {"volumeHandle", absl::StrCat(in.pool, "/", in.image)}};
   csi["volumeAttributes"] = {{"mapper", opt.mapper},
-                             {"monitors", absl::StrJoin(monitors, ",")},
-                             {"pool", pool},
-                             {"image", image},
-                             {"user", user}};
-  csi["nodeStageSecretRef"] = {{"name", Str(secret, "name")}, {"namespace", secret_ns}};
+                             {"monitors", absl::StrJoin(in.monitors, ",")},
+                             {"pool", in.pool},
+                             {"image", in.image},
+                             {"user", in.user}};
+  csi["nodeStageSecretRef"] = {{"name", in.secret_name}, {"namespace", in.secret_namespace}};
   if (spec.value("volumeMode", "Filesystem") != "Block") {
     csi["fsType"] = Str(rbd, "fsType").empty() ? "ext4" : Str(rbd, "fsType");
   }
@@ -104,13 +112,19 @@ std::string Convert(const json& pv, const MigrateOptions& opt, json& out,
                           "storageClassName", "mountOptions", "nodeAffinity"}) {
     if (spec.contains(key)) new_spec[key] = spec[key];
   }
+  const json& claim = spec.value("claimRef", json());
   if (claim.is_object()) {
     new_spec["claimRef"] = json::object();
     for (const char* key : {"apiVersion", "kind", "name", "namespace"}) {
       if (claim.contains(key)) new_spec["claimRef"][key] = claim[key];
     }
   }
-  const json& meta = pv.value("metadata", json::object());
+  return new_spec;
+}
+
+// The new PV's metadata: its name, labels and annotations but those the API server and kubectl
+// set.
+json NewMetadata(const json& meta) {
   json new_meta = {{"name", Str(meta, "name")}};
   if (meta.contains("labels")) new_meta["labels"] = meta["labels"];
   const json annotations = meta.value("annotations", json::object());
@@ -121,10 +135,27 @@ std::string Convert(const json& pv, const MigrateOptions& opt, json& out,
     }
     new_meta["annotations"][key] = value;
   }
+  return new_meta;
+}
+
+// Returns the refusal reason (throws json::exception on a field of the wrong type), or empty when
+// `pv` converted into `out`.
+std::string Convert(const json& pv, const MigrateOptions& opt, json& out,
+                    std::vector<std::string>& warnings) {
+  const json& spec = pv.value("spec", json::object());
+  const json& rbd = spec.value("rbd", json());
+  if (!rbd.is_object()) {
+    if (spec.contains("csi")) return "already a CSI volume (spec.csi): nothing to convert";
+    return "not an in-tree rbd volume (no spec.rbd)";
+  }
+  InTreeRbd in;
+  if (std::string why = ReadImage(rbd, in); !why.empty()) return why;
+  if (std::string why = ReadSecretAndModes(spec, rbd, in); !why.empty()) return why;
+  const json& meta = pv.value("metadata", json::object());
   out = {{"apiVersion", "v1"},
          {"kind", "PersistentVolume"},
-         {"metadata", new_meta},
-         {"spec", new_spec}};
+         {"metadata", NewMetadata(meta)},
+         {"spec", CsiSpec(spec, rbd, in, opt)}};
   const std::string name = Str(meta, "name");
   if (spec.value("persistentVolumeReclaimPolicy", "") == "Delete") {
     warnings.push_back(absl::StrCat(
@@ -134,7 +165,8 @@ std::string Convert(const json& pv, const MigrateOptions& opt, json& out,
   }
   if (!Str(rbd, "keyring").empty() && Str(rbd, "keyring") != kDefaultKeyring) {
     warnings.push_back(absl::StrCat("PersistentVolume ", name, ": spec.rbd.keyring ignored; the ",
-                                    "key comes from Secret ", secret_ns, "/", Str(secret, "name")));
+                                    "key comes from Secret ", in.secret_namespace, "/",
+                                    in.secret_name));
   }
   return "";
 }

@@ -155,16 +155,50 @@ absl::StatusOr<CommandResult> KrbdMapper::Run(const std::vector<std::string>& ar
   return result;
 }
 
-absl::StatusOr<MappedDevice> KrbdMapper::Map(const MapOptions& options) {
-  const ImageSpec& spec = options.image;
-  const std::string what = absl::StrCat("mapping RBD image ", spec.ToString());
-  RETURN_IF_ERROR(Annotate(ValidateImage(spec), what));
+namespace {
+
+// Arguments rbd would misread, or that would put the key on its command line.
+absl::Status ValidateMapOptions(const MapOptions& options, const std::string& what) {
+  RETURN_IF_ERROR(Annotate(ValidateImage(options.image), what));
   RETURN_IF_ERROR(Annotate(ValidateArgument("cephx user", options.user, "", Echo::kNo), what));
   RETURN_IF_ERROR(Annotate(ValidateArgument("monitor list", options.monitors, ""), what));
   if (options.key.empty()) return absl::InvalidArgumentError(absl::StrCat(what, ": no cephx key"));
   if (options.key.find_first_of(std::string_view("\0\n", 2)) != std::string::npos) {
     return absl::InvalidArgumentError(absl::StrCat(what, ": the cephx key has a line break"));
   }
+  return absl::OkStatus();
+}
+
+// What a failed `rbd device map` (non-zero exit) means, in rbd's own words (secrets removed).
+absl::Status MapFailure(const CommandResult& result, const MapOptions& options,
+                        const std::string& what, bool exclusive) {
+  const std::string words = RbdWords(result, {options.key, options.user});
+  switch (RbdErrno(result).value_or(0)) {
+    case kEnoent:
+      return absl::NotFoundError(absl::StrCat(what, ": no such image or pool: ", words));
+    case kEtimedout:
+      return absl::UnavailableError(
+          absl::StrCat(what, ": the cluster could not be reached: ", words));
+    case kErofs:
+      if (exclusive) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            what,
+            ": another client holds the image's exclusive lock (it is mapped read-write "
+            "elsewhere): ",
+            words));
+      }
+      return absl::InternalError(absl::StrCat(what, ": ", words));
+    default:
+      return absl::InternalError(absl::StrCat(what, ": ", words));
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<MappedDevice> KrbdMapper::Map(const MapOptions& options) {
+  const ImageSpec& spec = options.image;
+  const std::string what = absl::StrCat("mapping RBD image ", spec.ToString());
+  RETURN_IF_ERROR(ValidateMapOptions(options, what));
 
   ASSIGN_OR_RETURN(std::unique_ptr<KeyFile> key_file,
                    KeyFile::Create(options_.key_dir, options.key));
@@ -186,28 +220,7 @@ absl::StatusOr<MappedDevice> KrbdMapper::Map(const MapOptions& options) {
     return Annotate(result.status(), what);
   }
 
-  if (result->exit_code != 0) {
-    const std::string words = RbdWords(*result, {options.key, options.user});
-    switch (RbdErrno(*result).value_or(0)) {
-      case kEnoent:
-        return absl::NotFoundError(absl::StrCat(what, ": no such image or pool: ", words));
-      case kEtimedout:
-        return absl::UnavailableError(
-            absl::StrCat(what, ": the cluster could not be reached: ", words));
-      case kErofs:
-        if (exclusive) {
-          return absl::FailedPreconditionError(absl::StrCat(
-              what,
-              ": another client holds the image's exclusive lock (it is mapped read-write "
-              "elsewhere): ",
-              words));
-        }
-        return absl::InternalError(absl::StrCat(what, ": ", words));
-      default:
-        return absl::InternalError(absl::StrCat(what, ": ", words));
-    }
-  }
-
+  if (result->exit_code != 0) return MapFailure(*result, options, what, exclusive);
   std::optional<std::string> path = DevicePathOf(result->out);
   if (!path.has_value()) {
     return absl::InternalError(absl::StrCat(what, ": rbd succeeded but printed no device: ",

@@ -67,6 +67,46 @@ bool ReadFlag(const std::string& path) {
   return text.ok() && absl::StripAsciiWhitespace(*text) == "1";
 }
 
+// After LOOP_CLR_FD found other openers and set autoclear instead: clears autoclear again, so
+// the device stays attached, and returns the busy error that gets the holders named.
+absl::Status RefuseLazyDetach(int fd, loop_info64& info, const std::string& dev) {
+  const std::string what = absl::StrCat("detaching ", dev);
+  info.lo_flags &= ~static_cast<__u32>(LO_FLAGS_AUTOCLEAR);
+  if (ioctl(fd, LOOP_SET_STATUS64, &info) != 0 && ioctl(fd, LOOP_SET_STATUS64, &info) != 0) {
+    // Still busy, so the holders get named; but the detach is now lazy, which must be seen.
+    const std::string why = ErrnoToStatus(errno, "clearing autoclear").ToString();
+    Logger("rbd")->error(
+        "{}: another process has it open and the autoclear flag that "
+        "LOOP_CLR_FD set could not be cleared ({}): it will detach when that "
+        "process closes it",
+        dev, why);
+    return BusyError(absl::StrCat(what,
+                                  ": another process has it open; it will be detached when that "
+                                  "process closes it (the autoclear flag could not be cleared)"));
+  }
+  return ErrnoToStatus(EBUSY, absl::StrCat(what,
+                                           ": another process has it open; it stays "
+                                           "attached"));
+}
+
+// After a detach the kernel reported done: OK unless sysfs still shows the device attached to
+// the expected file (or, with none expected, to any).
+absl::Status CheckDetached(const std::string& sysfs_dir, const std::string& expected_backing_file,
+                           const std::string& what) {
+  absl::StatusOr<std::string> text = ReadSmallFile(absl::StrCat(sysfs_dir, "/loop/backing_file"));
+  if (absl::IsNotFound(text.status())) return absl::OkStatus();
+  if (!text.ok()) return Annotate(text.status(), absl::StrCat(what, ": checking the result"));
+  bool deleted = false;
+  if (!expected_backing_file.empty() &&
+      ParseBackingFile(*text, &deleted) != CanonicalPath(expected_backing_file)) {
+    return absl::OkStatus();  // detached, and already re-used by another attacher
+  }
+  return absl::InternalError(absl::StrCat(what,
+                                          ": the kernel reported success but the device "
+                                          "is still attached to ",
+                                          ParseBackingFile(*text, &deleted)));
+}
+
 class RealLoopDevices : public LoopDevices {
  public:
   explicit RealLoopDevices(RealLoopDevicesOptions options) : options_(std::move(options)) {
@@ -91,6 +131,10 @@ class RealLoopDevices : public LoopDevices {
   absl::StatusOr<std::string> SysfsDirOf(int fd, const std::string& dev);
   bool IsAttachedTo(const loop_info64& info, const std::string& sysfs_dir,
                     const std::string& expected_backing_file);
+  // Whether the device open as `fd` is attached to `expected_backing_file` (to anything, when
+  // empty); false when it is not attached at all. INVALID_ARGUMENT when it is no loop device.
+  absl::StatusOr<bool> IsOurs(int fd, const std::string& sysfs_dir,
+                              const std::string& expected_backing_file, const std::string& what);
 
   // The attached device /sys/block/NAME; nullopt when it is not attached.
   absl::StatusOr<std::optional<LoopInfo>> ReadInfo(absl::string_view name,
@@ -197,6 +241,28 @@ bool RealLoopDevices::IsAttachedTo(const loop_info64& info, const std::string& s
   return ParseBackingFile(*text, &deleted) == CanonicalPath(expected_backing_file);
 }
 
+absl::StatusOr<bool> RealLoopDevices::IsOurs(int fd, const std::string& sysfs_dir,
+                                             const std::string& expected_backing_file,
+                                             const std::string& what) {
+  loop_info64 info;
+  if (ioctl(fd, LOOP_GET_STATUS64, &info) != 0) {
+    if (errno == ENXIO) return false;  // not attached
+    if (errno == ENOTTY || errno == EINVAL) {
+      return absl::InvalidArgumentError(absl::StrCat(what, ": not a loop device"));
+    }
+    // The status includes the backing file's attributes, which a FUSE file whose daemon died
+    // cannot give (ENOTCONN, ECONNABORTED): such a device is identified by the path the kernel
+    // remembers.
+    const bool fuse_gone = errno == ENOTCONN || errno == ECONNABORTED;
+    if (!fuse_gone || expected_backing_file.empty()) return ErrnoToStatus(errno, what);
+    absl::StatusOr<std::string> text = ReadSmallFile(absl::StrCat(sysfs_dir, "/loop/backing_file"));
+    bool deleted = false;
+    return text.ok() && ParseBackingFile(*text, &deleted) == expected_backing_file;
+  }
+  // Else re-used for another file: ours is gone.
+  return expected_backing_file.empty() || IsAttachedTo(info, sysfs_dir, expected_backing_file);
+}
+
 absl::Status RealLoopDevices::DetachOnce(const std::string& dev,
                                          const std::string& expected_backing_file) {
   const std::string what = absl::StrCat("detaching ", dev);
@@ -214,69 +280,19 @@ absl::Status RealLoopDevices::DetachOnce(const std::string& dev,
     return ErrnoToStatus(err, what);
   }
   ASSIGN_OR_RETURN(const std::string sysfs_dir, SysfsDirOf(fd.get(), dev));
-  loop_info64 info;
-  bool attached_to_expected = false;
-  if (ioctl(fd.get(), LOOP_GET_STATUS64, &info) != 0) {
-    if (errno == ENXIO) return absl::OkStatus();  // not attached
-    if (errno == ENOTTY || errno == EINVAL) {
-      return absl::InvalidArgumentError(absl::StrCat(what, ": not a loop device"));
-    }
-    // The status includes the backing file's attributes, which a FUSE file whose daemon died
-    // cannot give (ENOTCONN, ECONNABORTED): such a device is identified by the path the kernel
-    // remembers.
-    const bool fuse_gone = errno == ENOTCONN || errno == ECONNABORTED;
-    if (!fuse_gone || expected_backing_file.empty()) return ErrnoToStatus(errno, what);
-    absl::StatusOr<std::string> text = ReadSmallFile(absl::StrCat(sysfs_dir, "/loop/backing_file"));
-    bool deleted = false;
-    if (!text.ok() || ParseBackingFile(*text, &deleted) != expected_backing_file) {
-      return absl::OkStatus();  // not attached to ours
-    }
-    attached_to_expected = true;
-  }
-  if (!attached_to_expected && !expected_backing_file.empty() &&
-      !IsAttachedTo(info, sysfs_dir, expected_backing_file)) {
-    return absl::OkStatus();  // re-used for another file: ours is gone
-  }
+  ASSIGN_OR_RETURN(const bool ours, IsOurs(fd.get(), sysfs_dir, expected_backing_file, what));
+  if (!ours) return absl::OkStatus();
   if (ioctl(fd.get(), LOOP_CLR_FD, 0) != 0) {
     if (errno == ENXIO) return absl::OkStatus();
     return ErrnoToStatus(errno, what);
   }
   // LOOP_CLR_FD never fails for other openers: it sets autoclear instead, a lazy detach that
   // would happen whenever the last of them closes. Still readable status means exactly that.
-  if (ioctl(fd.get(), LOOP_GET_STATUS64, &info) == 0) {
-    info.lo_flags &= ~static_cast<__u32>(LO_FLAGS_AUTOCLEAR);
-    if (ioctl(fd.get(), LOOP_SET_STATUS64, &info) != 0 &&
-        ioctl(fd.get(), LOOP_SET_STATUS64, &info) != 0) {
-      // Still busy, so the holders get named; but the detach is now lazy, which must be seen.
-      const std::string why = ErrnoToStatus(errno, "clearing autoclear").ToString();
-      Logger("rbd")->error(
-          "{}: another process has it open and the autoclear flag that "
-          "LOOP_CLR_FD set could not be cleared ({}): it will detach when that "
-          "process closes it",
-          dev, why);
-      return BusyError(absl::StrCat(what,
-                                    ": another process has it open; it will be detached when that "
-                                    "process closes it (the autoclear flag could not be cleared)"));
-    }
-    return ErrnoToStatus(EBUSY, absl::StrCat(what,
-                                             ": another process has it open; it stays "
-                                             "attached"));
-  }
+  loop_info64 info;
+  if (ioctl(fd.get(), LOOP_GET_STATUS64, &info) == 0) return RefuseLazyDetach(fd.get(), info, dev);
   if (errno != ENXIO) return ErrnoToStatus(errno, absl::StrCat(what, ": checking the result"));
   fd.reset();  // Since Linux 6.11 the detach itself happens on this last close.
-
-  absl::StatusOr<std::string> text = ReadSmallFile(absl::StrCat(sysfs_dir, "/loop/backing_file"));
-  if (absl::IsNotFound(text.status())) return absl::OkStatus();
-  if (!text.ok()) return Annotate(text.status(), absl::StrCat(what, ": checking the result"));
-  bool deleted = false;
-  if (!expected_backing_file.empty() &&
-      ParseBackingFile(*text, &deleted) != CanonicalPath(expected_backing_file)) {
-    return absl::OkStatus();  // detached, and already re-used by another attacher
-  }
-  return absl::InternalError(absl::StrCat(what,
-                                          ": the kernel reported success but the device "
-                                          "is still attached to ",
-                                          ParseBackingFile(*text, &deleted)));
+  return CheckDetached(sysfs_dir, expected_backing_file, what);
 }
 
 absl::StatusOr<std::optional<LoopInfo>> RealLoopDevices::ReadInfo(absl::string_view name) {
