@@ -37,6 +37,7 @@
 #include "base/fd.h"
 #include "base/status.h"
 #include "bench/bench_support.h"
+#include "bench/holder_compare.h"
 #include "bench/synthetic_node.h"
 #include "holders/holders.h"
 #include "holders/procfs.h"
@@ -75,95 +76,6 @@ bool TryUnmap(const std::string& device) {
   UniqueFd fd(::open(device.c_str(), O_RDONLY | O_EXCL | O_CLOEXEC));
   if (!fd.valid()) return false;
   return ::ioctl(fd.get(), LOOP_CLR_FD, 0) == 0;
-}
-
-// Whitespace-separated tokens of `text` include `pid`.
-bool MentionsPid(const std::string& text, pid_t pid) {
-  const std::string needle = absl::StrCat(pid);
-  for (absl::string_view token :
-       absl::StrSplit(text, absl::ByAnyChar(" \t\n"), absl::SkipEmpty())) {
-    if (token == needle) return true;
-  }
-  return false;
-}
-
-struct Planted {
-  pid_t mount = 0;  // node_exporter-like process in a private namespace with a copy of the mount.
-  pid_t fd = 0;     // Holds the device node open.
-  pid_t cwd = 0;    // Working directory on the filesystem after a lazy unmount.
-  std::string dm;   // Stacked device-mapper device name, "" when skipped.
-};
-
-struct Found {
-  std::string tool;
-  double ms = 0;
-  bool mount = false, fd = false, cwd = false, dm = false;
-  std::string note;
-};
-
-std::string YesNo(bool b) { return b ? "yes" : "no"; }
-
-Found RunTool(CommandRunner& runner, const std::string& tool, const std::vector<std::string>& argv,
-              const Planted& planted, bool grep, int repeats) {
-  Found f;
-  f.tool = repeats > 1 ? absl::StrFormat("%s (median of %d)", tool, repeats) : tool;
-  CommandOptions options;
-  options.timeout = std::chrono::minutes(5);
-  absl::StatusOr<CommandResult> r;
-  std::vector<double> times;
-  for (int i = 0; i < repeats; ++i) {
-    const auto start = Clock::now();
-    r = runner.Run(argv, options);
-    times.push_back(Ms(Clock::now() - start));
-  }
-  f.ms = Median(times);
-  if (!r.ok()) {
-    f.note = std::string(r.status().message());
-    return f;
-  }
-  const std::string all = r->out + "\n" + r->err;
-  if (grep) {
-    // grep -l prints /proc/PID/task/TID/mountinfo paths.
-    f.mount = all.find(absl::StrCat("/proc/", planted.mount, "/task/")) != std::string::npos;
-  } else {
-    f.mount = MentionsPid(all, planted.mount);
-    f.fd = MentionsPid(all, planted.fd);
-    f.cwd = MentionsPid(all, planted.cwd);
-    f.dm = !planted.dm.empty() && all.find(planted.dm) != std::string::npos;
-  }
-  return f;
-}
-
-Found ScanWithRbdcsi(HolderScanner& scanner, unsigned major, unsigned minor, const Planted& planted,
-                     int repeats, HolderReport* last) {
-  std::vector<double> times;
-  (void)scanner.Scan(major, minor, {});  // Warm the dentry caches as the tools' runs are warm.
-  for (int i = 0; i < repeats; ++i) {
-    const auto start = Clock::now();
-    absl::StatusOr<HolderReport> report = scanner.Scan(major, minor, {});
-    times.push_back(Ms(Clock::now() - start));
-    if (report.ok()) *last = *std::move(report);
-  }
-  Found f;
-  f.tool = absl::StrFormat("rbdcsi scan (median of %d)", repeats);
-  f.ms = Median(times);
-  for (const Holder& h : last->holders) {
-    f.mount |= h.kind == HolderKind::kMount && h.pid == planted.mount;
-    f.fd |= h.kind == HolderKind::kOpenDevice && h.pid == planted.fd;
-    f.cwd |= h.kind == HolderKind::kFileOnFilesystem && h.pid == planted.cwd;
-    f.dm |= h.kind == HolderKind::kStackedDevice && h.stacked.dm_name == planted.dm;
-  }
-  return f;
-}
-
-void PrintComparison(const std::vector<Found>& rows, bool dm) {
-  std::printf("\n%-46s %10s  %-13s %-8s %-10s %s\n", "tool", "time", "private-mount", "open-fd",
-              "lazy-cwd", dm ? "stacked-dm" : "stacked-dm (skipped)");
-  for (const Found& f : rows) {
-    std::printf("%-46s %8.1f ms  %-13s %-8s %-10s %s%s\n", f.tool.c_str(), f.ms,
-                YesNo(f.mount).c_str(), YesNo(f.fd).c_str(), YesNo(f.cwd).c_str(),
-                dm ? YesNo(f.dm).c_str() : "-", f.note.empty() ? "" : ("  " + f.note).c_str());
-  }
 }
 
 // Release-to-unmap: a private holder is killed; the ReleaseWaiter wakes on its pidfd; the unmap
@@ -209,49 +121,8 @@ absl::StatusOr<std::vector<double>> MeasureRelease(HolderScanner& scanner, Comma
   return latencies;
 }
 
-absl::Status PlantHolders(CommandRunner& runner, const std::string& dir, const std::string& device,
-                          Planted& planted, std::string& dm_note) {
-  const std::string staging = dir + "/kubelet/globalmount";
-  const std::string lazy = dir + "/kubelet/lazy";
-  for (const std::string& target : {staging, lazy}) {
-    if (::mount(device.c_str(), target.c_str(), "ext4", 0, nullptr) != 0) {
-      return ErrnoToStatus(errno, "mount " + device + " on " + target);
-    }
-  }
-  // Started after staging, in a private namespace: the seed incident's node_exporter.
-  ASSIGN_OR_RETURN(planted.mount, ForkHolder("node_exporter", UnsharePrivateNamespace));
-  ASSIGN_OR_RETURN(planted.fd, ForkHolder("backup-agent", [device] {
-                     return ::open(device.c_str(), O_RDONLY) >= 0;
-                   }));
-  ASSIGN_OR_RETURN(planted.cwd, ForkHolder("shell", [lazy] { return ::chdir(lazy.c_str()) == 0; }));
-  if (::umount2(lazy.c_str(), MNT_DETACH) != 0) return ErrnoToStatus(errno, "umount -l " + lazy);
-
-  absl::StatusOr<CommandResult> version = runner.Run({"dmsetup", "version"});
-  if (::access("/dev/mapper/control", F_OK) == 0 && version.ok() && version->exit_code == 0) {
-    const std::string name = absl::StrCat("rbdcsi-bench-", ::getpid());
-    const std::string table = absl::StrCat("0 8192 linear ", device, " 0");
-    absl::StatusOr<CommandResult> created =
-        runner.Run({"dmsetup", "create", name, "--noudevsync", "--table", table});
-    if (created.ok() && created->exit_code == 0) {
-      planted.dm = name;
-      WriteSmallFile(dir + "/dm-name", name);
-    } else {
-      dm_note = "dmsetup create failed: " + (created.ok() ? created->err : "");
-    }
-  } else {
-    dm_note = "device-mapper is not available here (no /dev/mapper/control)";
-  }
-  // The incident: the host unmounted the staging path; the private copy keeps the device.
-  if (::umount2(staging.c_str(), 0) != 0) return ErrnoToStatus(errno, "umount " + staging);
-  return absl::OkStatus();
-}
-
-absl::Status RunWorker(const BenchFlags& flags, const std::string& dir) {
-  if (!UnsharePrivateNamespace()) return ErrnoToStatus(errno, "private mount namespace");
-  std::unique_ptr<CommandRunner> runner = NewRealCommandRunner();
-  const NodeShape& shape = flags.shape;
-
-  SyntheticNode node;
+// The synthetic node, and the kubelet directory (a shared tmpfs) the holders are planted under.
+absl::Status BuildNode(const NodeShape& shape, const std::string& dir, SyntheticNode& node) {
   const auto build = Clock::now();
   RETURN_IF_ERROR(node.AddMounts(dir + "/mounts", shape.mounts));
   const std::string kubelet = dir + "/kubelet";
@@ -268,18 +139,101 @@ absl::Status RunWorker(const BenchFlags& flags, const std::string& dir) {
       "%d processes x %d threads; built in %.1f s\n",
       shape.mounts, shape.namespaces, shape.processes, shape.threads,
       Ms(Clock::now() - build) / 1000);
+  return absl::OkStatus();
+}
 
+// DIR/image (256 MiB) on a loop device, with ext4; the device is also written to
+// DIR/loop-device for the clean-up.
+absl::StatusOr<std::string> MakeDevice(CommandRunner& runner, const std::string& dir) {
   const std::string image = dir + "/image";
   {
     UniqueFd fd(::open(image.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
     if (!fd.valid() || ::ftruncate(fd.get(), 256 << 20) != 0) return ErrnoToStatus(errno, image);
   }
-  absl::StatusOr<CommandResult> attach = runner->Run({"losetup", "--find", "--show", image});
+  absl::StatusOr<CommandResult> attach = runner.Run({"losetup", "--find", "--show", image});
   if (!attach.ok() || attach->exit_code != 0) return absl::InternalError("losetup failed");
   std::string device(absl::StripAsciiWhitespace(attach->out));
   WriteSmallFile(dir + "/loop-device", device);
-  absl::StatusOr<CommandResult> mkfs = runner->Run({"mkfs.ext4", "-q", "-F", device});
+  absl::StatusOr<CommandResult> mkfs = runner.Run({"mkfs.ext4", "-q", "-F", device});
   if (!mkfs.ok() || mkfs->exit_code != 0) return absl::InternalError("mkfs.ext4 failed");
+  return device;
+}
+
+// The rbdcsi scan and (unless --no-tools) grep, lsof and fuser over the planted holders, printed.
+std::vector<Found> CompareScans(const BenchFlags& flags, CommandRunner& runner,
+                                HolderScanner& scanner, const std::string& device, unsigned major,
+                                unsigned minor, const Planted& planted) {
+  HolderReport report;
+  std::vector<Found> rows = {
+      ScanWithRbdcsi(scanner, major, minor, planted, flags.scan_repeats, &report)};
+  const std::string dev_text = absl::StrCat(major, ":", minor);
+  if (flags.tools) {
+    rows.push_back(RunTool(
+        runner, "grep -l ' " + dev_text + " ' /proc/*/task/*/mountinfo",
+        {"sh", "-c", "LC_ALL=C grep -l ' " + dev_text + " ' /proc/*/task/*/mountinfo 2>/dev/null"},
+        planted, /*grep=*/true, flags.tool_repeats));
+    rows.push_back(
+        RunTool(runner, "lsof " + device, {"lsof", device}, planted, false, flags.tool_repeats));
+    rows.push_back(RunTool(runner, "fuser -vm " + device, {"fuser", "-vm", device}, planted, false,
+                           flags.tool_repeats));
+  }
+  PrintComparison(rows, !planted.dm.empty());
+  std::printf("rbdcsi scan: %d processes, %d mount namespaces read, method %s, %zu holders\n",
+              report.processes_scanned, report.namespaces_scanned,
+              std::string(NamespaceMethodName(report.method)).c_str(), report.holders.size());
+  if (rows.size() == 4) {
+    std::printf("speed-up of the rbdcsi scan: %.0fx vs grep, %.1fx vs lsof, %.1fx vs fuser\n",
+                rows[1].ms / rows[0].ms, rows[2].ms / rows[0].ms, rows[3].ms / rows[0].ms);
+  }
+  return rows;
+}
+
+// Release-to-unmap latencies (sorted) on a quiet device: the planted holders are dropped first.
+absl::StatusOr<std::vector<double>> ReleaseLatencies(const BenchFlags& flags, CommandRunner& runner,
+                                                     HolderScanner& scanner, const std::string& dir,
+                                                     std::string& device, const Planted& planted) {
+  KillAndReap(planted.mount);
+  KillAndReap(planted.fd);
+  KillAndReap(planted.cwd);
+  if (!planted.dm.empty()) (void)runner.Run({"dmsetup", "remove", "--noudevsync", planted.dm});
+  for (int i = 0; i < 500 && !DeviceFree(device); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // Set-up only, not measured.
+  }
+  int timeouts = 0;
+  ASSIGN_OR_RETURN(
+      std::vector<double> latencies,
+      MeasureRelease(scanner, runner, dir, dir + "/image", device, flags.trials, &timeouts));
+  std::sort(latencies.begin(), latencies.end());
+  std::printf(
+      "\nrelease-to-unmap over %d trials (private holder SIGKILLed -> ReleaseWaiter wakes "
+      "on its pidfd -> O_EXCL open + LOOP_CLR_FD): p50 %.2f ms, p99 %.2f ms, max %.2f ms; "
+      "waits that timed out: %d\n",
+      flags.trials, Quantile(latencies, 0.50), Quantile(latencies, 0.99), latencies.back(),
+      timeouts);
+  return latencies;
+}
+
+// A BENCHMARKS.md table row, appended to --markdown.
+void AppendMarkdownRow(const BenchFlags& flags, const std::vector<Found>& rows,
+                       const std::vector<double>& latencies) {
+  if (FILE* md = flags.markdown.empty() ? nullptr : std::fopen(flags.markdown.c_str(), "a");
+      md != nullptr && rows.size() > 1) {
+    const double ratio = rows[1].ms / rows[0].ms;
+    const bool all_found = rows[0].mount && rows[0].fd && rows[0].cwd;
+    std::fprintf(md, "| %s | %.1f ms | %.1f ms | %.0fx (%s) | %s | %.2f / %.2f ms |\n",
+                 flags.label.c_str(), rows[0].ms, rows[1].ms, ratio, ratio >= 30 ? "met" : "missed",
+                 all_found ? "all three" : "NOT all", Quantile(latencies, 0.50),
+                 Quantile(latencies, 0.99));
+    std::fclose(md);
+  }
+}
+
+absl::Status RunWorker(const BenchFlags& flags, const std::string& dir) {
+  if (!UnsharePrivateNamespace()) return ErrnoToStatus(errno, "private mount namespace");
+  std::unique_ptr<CommandRunner> runner = NewRealCommandRunner();
+  SyntheticNode node;
+  RETURN_IF_ERROR(BuildNode(flags.shape, dir, node));
+  ASSIGN_OR_RETURN(std::string device, MakeDevice(*runner, dir));
   struct stat st;
   if (::stat(device.c_str(), &st) != 0) return ErrnoToStatus(errno, device);
   const unsigned major = ::major(st.st_rdev), minor = ::minor(st.st_rdev);
@@ -292,7 +246,6 @@ absl::Status RunWorker(const BenchFlags& flags, const std::string& dir) {
       "open fd (pid %d), cwd after lazy unmount (pid %d), stacked dm: %s\n",
       device.c_str(), major, minor, planted.mount, planted.fd, planted.cwd,
       planted.dm.empty() ? ("skipped, " + dm_note).c_str() : planted.dm.c_str());
-
   if (flags.pause_seconds > 0) {
     std::printf("pausing %d s: worker pid %d, device %s\n", flags.pause_seconds, ::getpid(),
                 device.c_str());
@@ -301,56 +254,11 @@ absl::Status RunWorker(const BenchFlags& flags, const std::string& dir) {
   }
   std::unique_ptr<ProcFs> procfs = NewRealProcFs();
   HolderScanner scanner(*procfs);
-  HolderReport report;
-  std::vector<Found> rows = {
-      ScanWithRbdcsi(scanner, major, minor, planted, flags.scan_repeats, &report)};
-  const std::string dev_text = absl::StrCat(major, ":", minor);
-  if (flags.tools) {
-    rows.push_back(RunTool(
-        *runner, "grep -l ' " + dev_text + " ' /proc/*/task/*/mountinfo",
-        {"sh", "-c", "LC_ALL=C grep -l ' " + dev_text + " ' /proc/*/task/*/mountinfo 2>/dev/null"},
-        planted, /*grep=*/true, flags.tool_repeats));
-    rows.push_back(
-        RunTool(*runner, "lsof " + device, {"lsof", device}, planted, false, flags.tool_repeats));
-    rows.push_back(RunTool(*runner, "fuser -vm " + device, {"fuser", "-vm", device}, planted, false,
-                           flags.tool_repeats));
-  }
-  PrintComparison(rows, !planted.dm.empty());
-  std::printf("rbdcsi scan: %d processes, %d mount namespaces read, method %s, %zu holders\n",
-              report.processes_scanned, report.namespaces_scanned,
-              std::string(NamespaceMethodName(report.method)).c_str(), report.holders.size());
-  if (rows.size() == 4) {
-    std::printf("speed-up of the rbdcsi scan: %.0fx vs grep, %.1fx vs lsof, %.1fx vs fuser\n",
-                rows[1].ms / rows[0].ms, rows[2].ms / rows[0].ms, rows[3].ms / rows[0].ms);
-  }
-
-  // Release latency on a quiet device: drop the planted holders first.
-  KillAndReap(planted.mount);
-  KillAndReap(planted.fd);
-  KillAndReap(planted.cwd);
-  if (!planted.dm.empty()) (void)runner->Run({"dmsetup", "remove", "--noudevsync", planted.dm});
-  for (int i = 0; i < 500 && !DeviceFree(device); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // Set-up only, not measured.
-  }
-  int timeouts = 0;
-  ASSIGN_OR_RETURN(std::vector<double> latencies,
-                   MeasureRelease(scanner, *runner, dir, image, device, flags.trials, &timeouts));
-  std::sort(latencies.begin(), latencies.end());
-  const double p50 = Quantile(latencies, 0.50), p99 = Quantile(latencies, 0.99);
-  std::printf(
-      "\nrelease-to-unmap over %d trials (private holder SIGKILLed -> ReleaseWaiter wakes "
-      "on its pidfd -> O_EXCL open + LOOP_CLR_FD): p50 %.2f ms, p99 %.2f ms, max %.2f ms; "
-      "waits that timed out: %d\n",
-      flags.trials, p50, p99, latencies.back(), timeouts);
-  if (FILE* md = flags.markdown.empty() ? nullptr : std::fopen(flags.markdown.c_str(), "a");
-      md != nullptr && rows.size() > 1) {
-    const double ratio = rows[1].ms / rows[0].ms;
-    const bool all_found = rows[0].mount && rows[0].fd && rows[0].cwd;
-    std::fprintf(md, "| %s | %.1f ms | %.1f ms | %.0fx (%s) | %s | %.2f / %.2f ms |\n",
-                 flags.label.c_str(), rows[0].ms, rows[1].ms, ratio, ratio >= 30 ? "met" : "missed",
-                 all_found ? "all three" : "NOT all", p50, p99);
-    std::fclose(md);
-  }
+  const std::vector<Found> rows =
+      CompareScans(flags, *runner, scanner, device, major, minor, planted);
+  ASSIGN_OR_RETURN(const std::vector<double> latencies,
+                   ReleaseLatencies(flags, *runner, scanner, dir, device, planted));
+  AppendMarkdownRow(flags, rows, latencies);
   node.Stop();
   return absl::OkStatus();
 }

@@ -203,6 +203,79 @@ absl::Status Prepare(CsiClient& controller, const MassFlags& f, const std::strin
   return absl::OkStatus();
 }
 
+// Per side (rbdcsi through its socket, or the bare kernel work), per repetition: the batches'
+// wall and CPU times.
+struct Timings {
+  std::vector<double> stage_ms, unstage_ms, stage_cpu_ms, unstage_cpu_ms;
+  void Add(const Cycle& c) {
+    stage_ms.push_back(c.stage_ms);
+    unstage_ms.push_back(c.unstage_ms);
+    stage_cpu_ms.push_back(c.stage_cpu_ms);
+    unstage_cpu_ms.push_back(c.unstage_cpu_ms);
+  }
+};
+
+struct Results {
+  Timings plugin, bare;
+  int failures = 0, leaks = 0;
+};
+
+// The repetitions, alternating which side goes first; stops at the first failure or leak.
+Results RunCycles(CsiClient& node, pid_t node_pid, std::vector<Volume>& vols, const MassFlags& f,
+                  const std::string& dir) {
+  Results r;
+  for (int rep = 0; rep < f.reps; ++rep) {
+    for (int side = 0; side < 2; ++side) {
+      const bool plugin = (rep + side) % 2 == 0;
+      Cycle c = plugin ? PluginCycle(node, node_pid, vols, f, dir) : BareCycle(vols, f, dir);
+      (plugin ? r.plugin : r.bare).Add(c);
+      r.failures += c.failures;
+      r.leaks += c.leaks;
+      std::fprintf(stderr,
+                   "rep %d %s: stage+publish %.1f ms (CPU %.0f ms), unpublish+unstage %.1f ms "
+                   "(CPU %.0f ms)\n",
+                   rep, plugin ? "rbdcsi" : "bare", c.stage_ms, c.stage_cpu_ms, c.unstage_ms,
+                   c.unstage_cpu_ms);
+      if (c.leaks > 0 || c.failures > 0) break;
+    }
+    if (r.leaks > 0 || r.failures > 0) break;
+  }
+  return r;
+}
+
+// The BENCHMARKS.md section: medians of both sides, their ratio against the goal, and notes.
+void PrintResults(const MassFlags& f, const Results& r, double mkfs_ms, const MemoryFigures& mem) {
+  const Timings& p = r.plugin;
+  const Timings& b = r.bare;
+  const double stage_ratio = Median(p.stage_ms) / Median(b.stage_ms);
+  const double unstage_ratio = Median(p.unstage_ms) / Median(b.unstage_ms);
+  auto verdict = [](double ratio) { return ratio <= 1.5 ? "met" : "missed"; };
+  std::printf("### Mass stage and unstage (`mass_bench`)\n\n");
+  std::printf(
+      "%d volumes of %d MiB, %d concurrent callers (one per volume), %d repetitions in "
+      "alternating order, median wall time of the whole batch:\n\n",
+      f.volumes, f.size_mib, std::min(f.concurrency, f.volumes),
+      static_cast<int>(p.stage_ms.size()));
+  std::printf(
+      "| batch | rbdcsi via socket | bare kernel work | ratio | goal <= 1.5x | CPU: node plugin "
+      "/ bare program |\n");
+  std::printf("|---|---|---|---|---|---|\n");
+  std::printf("| stage + publish | %.0f ms | %.0f ms | %.2fx | %s | %.0f / %.0f ms |\n",
+              Median(p.stage_ms), Median(b.stage_ms), stage_ratio, verdict(stage_ratio),
+              Median(p.stage_cpu_ms), Median(b.stage_cpu_ms));
+  std::printf("| unpublish + unstage | %.0f ms | %.0f ms | %.2fx | %s | %.0f / %.0f ms |\n\n",
+              Median(p.unstage_ms), Median(b.unstage_ms), unstage_ratio, verdict(unstage_ratio),
+              Median(p.unstage_cpu_ms), Median(b.unstage_cpu_ms));
+  std::printf(
+      "mkfs.ext4 of the %d images beforehand (not in either figure): %.0f ms. "
+      "CPU: user + system time of the node plugin process (10 ms ticks) and of the bare "
+      "program, medians; work the kernel does in its own threads is in neither. "
+      "Failed calls: %d. Leaked mounts and loop devices after the cycles: %d. "
+      "Node plugin after the batches: RSS %.1f MB, peak %.1f MB, %d threads.\n\n",
+      f.volumes, mkfs_ms, r.failures, r.leaks, mem.rss_kib / 1024.0, mem.hwm_kib / 1024.0,
+      mem.threads);
+}
+
 absl::Status RunWorker(const MassFlags& f, const std::string& dir) {
   if (!UnsharePrivateNamespace()) return ErrnoToStatus(errno, "private mount namespace");
   for (const char* sub : {"/state", "/ctlstate", "/data", "/keys"}) {
@@ -233,55 +306,13 @@ absl::Status RunWorker(const MassFlags& f, const std::string& dir) {
   std::vector<Volume> vols;
   double mkfs_ms = 0;
   RETURN_IF_ERROR(Prepare(controller, f, dir, &vols, &mkfs_ms));
-  std::vector<double> ps, pu, bs, bu, pcs, pcu, bcs, bcu;  // wall, then CPU times
-  int failures = 0, leaks = 0;
-  for (int rep = 0; rep < f.reps; ++rep) {
-    for (int side = 0; side < 2; ++side) {
-      const bool plugin = (rep + side) % 2 == 0;  // alternate which side goes first
-      Cycle c =
-          plugin ? PluginCycle(node, node_server.pid(), vols, f, dir) : BareCycle(vols, f, dir);
-      (plugin ? ps : bs).push_back(c.stage_ms);
-      (plugin ? pu : bu).push_back(c.unstage_ms);
-      (plugin ? pcs : bcs).push_back(c.stage_cpu_ms);
-      (plugin ? pcu : bcu).push_back(c.unstage_cpu_ms);
-      failures += c.failures;
-      leaks += c.leaks;
-      std::fprintf(stderr,
-                   "rep %d %s: stage+publish %.1f ms (CPU %.0f ms), unpublish+unstage %.1f ms "
-                   "(CPU %.0f ms)\n",
-                   rep, plugin ? "rbdcsi" : "bare", c.stage_ms, c.stage_cpu_ms, c.unstage_ms,
-                   c.unstage_cpu_ms);
-      if (c.leaks > 0 || c.failures > 0) break;
-    }
-    if (leaks > 0 || failures > 0) break;
-  }
+  const Results results = RunCycles(node, node_server.pid(), vols, f, dir);
   const MemoryFigures mem = ReadMemory(node_server.pid());
   for (const Volume& v : vols) (void)controller.Delete(v.csi.volume_id());
-
-  const double stage_ratio = Median(ps) / Median(bs), unstage_ratio = Median(pu) / Median(bu);
-  auto verdict = [](double r) { return r <= 1.5 ? "met" : "missed"; };
-  std::printf("### Mass stage and unstage (`mass_bench`)\n\n");
-  std::printf(
-      "%d volumes of %d MiB, %d concurrent callers (one per volume), %d repetitions in "
-      "alternating order, median wall time of the whole batch:\n\n",
-      f.volumes, f.size_mib, std::min(f.concurrency, f.volumes), static_cast<int>(ps.size()));
-  std::printf(
-      "| batch | rbdcsi via socket | bare kernel work | ratio | goal <= 1.5x | CPU: node plugin "
-      "/ bare program |\n");
-  std::printf("|---|---|---|---|---|---|\n");
-  std::printf("| stage + publish | %.0f ms | %.0f ms | %.2fx | %s | %.0f / %.0f ms |\n", Median(ps),
-              Median(bs), stage_ratio, verdict(stage_ratio), Median(pcs), Median(bcs));
-  std::printf("| unpublish + unstage | %.0f ms | %.0f ms | %.2fx | %s | %.0f / %.0f ms |\n\n",
-              Median(pu), Median(bu), unstage_ratio, verdict(unstage_ratio), Median(pcu),
-              Median(bcu));
-  std::printf(
-      "mkfs.ext4 of the %d images beforehand (not in either figure): %.0f ms. "
-      "CPU: user + system time of the node plugin process (10 ms ticks) and of the bare "
-      "program, medians; work the kernel does in its own threads is in neither. "
-      "Failed calls: %d. Leaked mounts and loop devices after the cycles: %d. "
-      "Node plugin after the batches: RSS %.1f MB, peak %.1f MB, %d threads.\n\n",
-      f.volumes, mkfs_ms, failures, leaks, mem.rss_kib / 1024.0, mem.hwm_kib / 1024.0, mem.threads);
-  if (failures > 0 || leaks > 0) return absl::InternalError("failed calls or leaks; see above");
+  PrintResults(f, results, mkfs_ms, mem);
+  if (results.failures > 0 || results.leaks > 0) {
+    return absl::InternalError("failed calls or leaks; see above");
+  }
   return absl::OkStatus();
 }
 

@@ -133,6 +133,41 @@ class CephE2eTest : public ::testing::Test {
     csi::v1::NodeUnpublishVolumeResponse resp;
     return plugin_->node().NodeUnpublishVolume(Ctx().get(), req, &resp);
   }
+  // ControllerExpandVolume to `bytes`, then NodeExpandVolume of the published target.
+  void Expand(const csi::v1::Volume& vol, int64_t bytes) {
+    csi::v1::ControllerExpandVolumeRequest req;
+    req.set_volume_id(vol.volume_id());
+    req.mutable_capacity_range()->set_required_bytes(bytes);
+    *req.mutable_volume_capability() = Xfs();
+    *req.mutable_secrets() = {secrets_.begin(), secrets_.end()};
+    csi::v1::ControllerExpandVolumeResponse resp;
+    ASSERT_TRUE(plugin_->controller().ControllerExpandVolume(Ctx().get(), req, &resp).ok());
+    EXPECT_TRUE(resp.node_expansion_required());
+    csi::v1::NodeExpandVolumeRequest nreq;
+    nreq.set_volume_id(vol.volume_id());
+    nreq.set_volume_path(target());
+    nreq.set_staging_target_path(staging());
+    *nreq.mutable_capacity_range() = req.capacity_range();
+    *nreq.mutable_volume_capability() = Xfs();
+    csi::v1::NodeExpandVolumeResponse nresp;
+    grpc::Status st = plugin_->node().NodeExpandVolume(Ctx().get(), nreq, &nresp);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+  }
+  grpc::Status Snapshot(const csi::v1::Volume& vol, const std::string& name,
+                        csi::v1::CreateSnapshotResponse* resp) {
+    csi::v1::CreateSnapshotRequest req;
+    req.set_name(name);
+    req.set_source_volume_id(vol.volume_id());
+    *req.mutable_secrets() = {secrets_.begin(), secrets_.end()};
+    return plugin_->controller().CreateSnapshot(Ctx().get(), req, resp);
+  }
+  grpc::Status DeleteSnapshot(const std::string& id) {
+    csi::v1::DeleteSnapshotRequest req;
+    req.set_snapshot_id(id);
+    *req.mutable_secrets() = {secrets_.begin(), secrets_.end()};
+    csi::v1::DeleteSnapshotResponse resp;
+    return plugin_->controller().DeleteSnapshot(Ctx().get(), req, &resp);
+  }
   std::vector<std::string> RbdLs() {
     librados::Rados rados;
     std::vector<std::string> names;
@@ -184,35 +219,13 @@ TEST_F(CephE2eTest, AVolumeLivesAndDiesOnTheClusterThroughTheFuseMapper) {
   struct statvfs before {
   }, after{};
   ASSERT_EQ(statvfs(target().c_str(), &before), 0);
-  {
-    csi::v1::ControllerExpandVolumeRequest req;
-    req.set_volume_id(vol.volume_id());
-    req.mutable_capacity_range()->set_required_bytes(1 << 30);
-    *req.mutable_volume_capability() = Xfs();
-    *req.mutable_secrets() = {secrets_.begin(), secrets_.end()};
-    csi::v1::ControllerExpandVolumeResponse resp;
-    ASSERT_TRUE(plugin_->controller().ControllerExpandVolume(Ctx().get(), req, &resp).ok());
-    EXPECT_TRUE(resp.node_expansion_required());
-    csi::v1::NodeExpandVolumeRequest nreq;
-    nreq.set_volume_id(vol.volume_id());
-    nreq.set_volume_path(target());
-    nreq.set_staging_target_path(staging());
-    *nreq.mutable_capacity_range() = req.capacity_range();
-    *nreq.mutable_volume_capability() = Xfs();
-    csi::v1::NodeExpandVolumeResponse nresp;
-    grpc::Status st = plugin_->node().NodeExpandVolume(Ctx().get(), nreq, &nresp);
-    ASSERT_TRUE(st.ok()) << st.error_message();
-  }
+  ASSERT_NO_FATAL_FAILURE(Expand(vol, 1 << 30));
   ASSERT_EQ(statvfs(target().c_str(), &after), 0);
   EXPECT_GT(after.f_blocks * after.f_frsize, before.f_blocks * before.f_frsize + (400u << 20));
 
   // Snapshot, then a volume from it: the data is there.
-  csi::v1::CreateSnapshotRequest sreq;
-  sreq.set_name(name + "-snap");
-  sreq.set_source_volume_id(vol.volume_id());
-  *sreq.mutable_secrets() = {secrets_.begin(), secrets_.end()};
   csi::v1::CreateSnapshotResponse sresp;
-  ASSERT_TRUE(plugin_->controller().CreateSnapshot(Ctx().get(), sreq, &sresp).ok());
+  ASSERT_TRUE(Snapshot(vol, name + "-snap", &sresp).ok());
   EXPECT_TRUE(sresp.snapshot().ready_to_use());
   ASSERT_TRUE(Unpublish(vol).ok());
   ASSERT_TRUE(Unstage(vol, staging()).ok());  // xfs refuses two mounts with one UUID
@@ -229,11 +242,7 @@ TEST_F(CephE2eTest, AVolumeLivesAndDiesOnTheClusterThroughTheFuseMapper) {
   // Delete everything; nothing stays in the pool.
   ASSERT_TRUE(Delete(vol.volume_id()).ok());
   ASSERT_TRUE(Delete(clone.volume_id()).ok());
-  csi::v1::DeleteSnapshotRequest dreq;
-  dreq.set_snapshot_id(sresp.snapshot().snapshot_id());
-  *dreq.mutable_secrets() = {secrets_.begin(), secrets_.end()};
-  csi::v1::DeleteSnapshotResponse dresp;
-  ASSERT_TRUE(plugin_->controller().DeleteSnapshot(Ctx().get(), dreq, &dresp).ok());
+  ASSERT_TRUE(DeleteSnapshot(sresp.snapshot().snapshot_id()).ok());
   EXPECT_THAT(RbdLs(), IsEmpty());
   EXPECT_THAT(LoopDevicesBackedUnder(dir_.path()), IsEmpty());
   EXPECT_THAT(MountsUnder(dir_.path()), IsEmpty());
