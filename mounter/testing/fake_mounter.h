@@ -107,19 +107,22 @@ class FakeMounter : public Mounter {
   int next_id_ = 100;
 };
 
-// Filesystems by device path in memory; Format records, Grow only logs.
+// Filesystems by device path in memory; Format records, Grow only logs. Thread-safe: fs_ is
+// guarded by one mutex.
 class FakeFilesystems : public Filesystems {
  public:
   FakeFilesystems(ActionLog* log, FailureScript* script) : log_(log), script_(script) {}
 
   absl::StatusOr<std::string> Probe(const std::string& device) override {
     RETURN_IF_ERROR(script_->Next("probe"));
+    std::lock_guard<std::mutex> lock(mu_);
     auto it = fs_.find(device);
     return it == fs_.end() ? std::string() : it->second;
   }
   absl::Status Format(const std::string& device, const std::string& fstype) override {
     AppendAction(log_, absl::StrCat("format ", device, " ", fstype));
     RETURN_IF_ERROR(script_->Next("format"));
+    std::lock_guard<std::mutex> lock(mu_);
     fs_[device] = fstype;
     return absl::OkStatus();
   }
@@ -128,9 +131,11 @@ class FakeFilesystems : public Filesystems {
     AppendAction(log_, absl::StrCat("grow ", device, " ", mount_point, " ", fstype));
     return script_->Next("grow");
   }
+  // The filesystems themselves, for a test to inspect or change between calls.
   std::map<std::string, std::string>& fs() { return fs_; }
 
  private:
+  std::mutex mu_;
   ActionLog* log_;
   FailureScript* script_;
   std::map<std::string, std::string> fs_;

@@ -3,6 +3,7 @@
 #define RBDCSI_RBD_TESTING_FAKE_MAPPER_H_
 
 #include <functional>
+#include <mutex>
 #include <set>
 #include <string>
 #include <utility>
@@ -15,8 +16,9 @@
 
 namespace rbdcsi {
 
-// Maps images to /dev/fakeN with major 7. Not thread-safe (the node calls a mapper under the
-// image's lock); `on_mapped` learns each new device node (e.g. FakeMounter::DeviceAdder()).
+// Maps images to /dev/fakeN with major 7. Thread-safe, as Mapper promises: every call holds one
+// mutex, except the OnNextMap() hook, which runs without it. `on_mapped` learns each new device
+// node (e.g. FakeMounter::DeviceAdder()), under that mutex.
 class FakeMapper : public Mapper {
  public:
   using DeviceCallback = std::function<void(const std::string&, unsigned, unsigned)>;
@@ -30,9 +32,15 @@ class FakeMapper : public Mapper {
   absl::StatusOr<MappedDevice> Map(const MapOptions& options) override {
     AppendAction(log_,
                  absl::StrCat("map ", options.image.ToString(), options.read_only ? " ro" : ""));
-    last_options_ = options;
-    if (on_next_map_) std::exchange(on_next_map_, nullptr)();
+    std::function<void()> hook;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      last_options_ = options;
+      hook = std::exchange(on_next_map_, nullptr);
+    }
+    if (hook) hook();
     RETURN_IF_ERROR(script_->Next("map"));
+    std::lock_guard<std::mutex> lock(mu_);
     if (images_.count(options.image.ToString()) == 0) {
       return absl::NotFoundError(absl::StrCat("image ", options.image.ToString(), " not found"));
     }
@@ -59,6 +67,7 @@ class FakeMapper : public Mapper {
   absl::Status Unmap(const MappedDevice& device) override {
     AppendAction(log_, absl::StrCat("unmap ", device.path));
     RETURN_IF_ERROR(script_->Next("unmap"));
+    std::lock_guard<std::mutex> lock(mu_);
     for (auto it = mapped_.begin(); it != mapped_.end(); ++it) {
       if (it->path == device.path) {
         mapped_.erase(it);
@@ -70,28 +79,46 @@ class FakeMapper : public Mapper {
 
   absl::StatusOr<std::vector<MappedDevice>> List() override {
     RETURN_IF_ERROR(script_->Next("list"));
+    std::lock_guard<std::mutex> lock(mu_);
     return mapped_;
   }
 
-  std::string WhyGone(const MappedDevice& /*device*/) override { return why_gone_; }
-  void set_why_gone(std::string why) { why_gone_ = std::move(why); }
+  std::string WhyGone(const MappedDevice& /*device*/) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return why_gone_;
+  }
+  void set_why_gone(std::string why) {
+    std::lock_guard<std::mutex> lock(mu_);
+    why_gone_ = std::move(why);
+  }
 
   absl::Status RefreshCapacity(const MappedDevice& device) override {
     AppendAction(log_, absl::StrCat("refresh ", device.path));
     return script_->Next("refresh");
   }
 
-  void AddImage(const std::string& spec) { images_.insert(spec); }
+  void AddImage(const std::string& spec) {
+    std::lock_guard<std::mutex> lock(mu_);
+    images_.insert(spec);
+  }
   // Runs `hook` inside the next Map, before it maps (e.g. to hold a map while another call
   // races it). The hook runs on the mapping thread; later Maps do not run it.
-  void OnNextMap(std::function<void()> hook) { on_next_map_ = std::move(hook); }
+  void OnNextMap(std::function<void()> hook) {
+    std::lock_guard<std::mutex> lock(mu_);
+    on_next_map_ = std::move(hook);
+  }
   // The next Map maps the image and then reports `status`, like an rbd CLI failing after the
   // kernel mapped the image.
-  void FailAfterMapping(absl::Status status) { fail_after_mapping_ = std::move(status); }
+  void FailAfterMapping(absl::Status status) {
+    std::lock_guard<std::mutex> lock(mu_);
+    fail_after_mapping_ = std::move(status);
+  }
+  // The mappings themselves, for a test to inspect or change between calls (not while calls run).
   std::vector<MappedDevice>& mapped() { return mapped_; }
   const MapOptions& last_options() const { return last_options_; }
 
  private:
+  std::mutex mu_;
   std::string name_;
   ActionLog* log_;
   FailureScript* script_;

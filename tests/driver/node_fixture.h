@@ -16,6 +16,17 @@
 
 namespace rbdcsi {
 
+// NodeOps of node "node-1" over `deps`, with `kubelet_dir` as --kubelet-dir and the records'
+// directory protected, as serve has it.
+inline std::unique_ptr<NodeOps> NewNodeOpsForTest(const std::string& kubelet_dir,
+                                                  const NodeDeps& deps) {
+  NodeConfig config;
+  config.node_id = "node-1";
+  config.paths.kubelet_dir = kubelet_dir;
+  config.paths.protected_dirs = {deps.records->dir()};
+  return std::make_unique<NodeOps>(config, deps);
+}
+
 class NodeOpsTest : public ::testing::Test {
  protected:
   NodeOpsTest()
@@ -31,19 +42,8 @@ class NodeOpsTest : public ::testing::Test {
     krbd_.set_traits({{"monitors"}, {"userID", "userKey"}, true, /*ceph_images=*/true});
     EXPECT_THAT(mappers_.AddUnowned(&loop_), IsOk());
     EXPECT_THAT(mappers_.AddUnowned(&krbd_), IsOk());
-    NodeDeps deps;
-    deps.mounter = &mounter_;
-    deps.filesystems = &filesystems_;
-    deps.mappers = &mappers_;
-    deps.records = &records_;
-    deps.locks = &locks_;
-    deps.busy = &busy_;
-    deps.env = env_.get();
-    NodeConfig config;
-    config.node_id = "node-1";
-    config.paths.kubelet_dir = dir_.path();
-    config.paths.protected_dirs = {records_.dir()};
-    ops_ = std::make_unique<NodeOps>(config, deps);
+    ops_ = NewNodeOpsForTest(dir_.path(), {&mounter_, &filesystems_, &mappers_, &records_, &locks_,
+                                           &busy_, nullptr, env_.get()});
   }
 
   std::string staging() const { return dir_ / "staging"; }
