@@ -8,6 +8,7 @@
 #include "base/version.h"
 #include "cmd/doctor.h"
 #include "cmd/flags.h"
+#include "cmd/gc.h"
 #include "cmd/holders.h"
 #include "cmd/image_stores.h"
 #include "cmd/migrate_pv.h"
@@ -40,6 +41,15 @@ int main(int argc, char** argv) {
       "error");
   rbdcsi::AddDoctorFlags(*doctor, doctor_flags);
 
+  rbdcsi::GcFlags gc_flags;
+  CLI::App* gc = app.add_subcommand(
+      "gc",
+      "Unmap devices of this plugin's loop and fuse mappers that no volume record names, nothing "
+      "holds in any mount namespace, and earlier runs saw unrecorded for longer than --grace; "
+      "never rbd or nbd devices, never forced; refuses while serve uses the state directory; "
+      "exit 0 when done, 1 when an unmap failed, 2 on error");
+  rbdcsi::AddGcFlags(*gc, gc_flags);
+
   rbdcsi::MigratePvFlags migrate_flags;
   CLI::App* migrate = app.add_subcommand(
       "migrate-pv",
@@ -65,6 +75,7 @@ int main(int argc, char** argv) {
   }
   if (holders->parsed()) return rbdcsi::RunHolders(holders_flags);
   if (doctor->parsed()) return rbdcsi::RunDoctor(doctor_flags);
+  if (gc->parsed()) return rbdcsi::RunGc(gc_flags);
   if (migrate->parsed()) return rbdcsi::RunMigratePv(migrate_flags);
   return 0;
 }

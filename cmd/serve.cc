@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -25,6 +24,7 @@
 #include "base/version.h"
 #include "cmd/image_stores.h"
 #include "cmd/mappers.h"
+#include "cmd/state_dir_lock.h"
 #include "driver/busy_handler.h"
 #include "driver/controller.h"
 #include "driver/cri_namer.h"
@@ -139,28 +139,6 @@ VolumesByStep VolumesByStepIn(std::string dir) {
   };
 }
 
-// Locks STATE_DIR/lock for as long as the returned descriptor is open and writes our pid into
-// it. FAILED_PRECONDITION naming the other server's pid when it is taken.
-absl::StatusOr<UniqueFd> LockStateDir(const std::string& state_dir) {
-  const std::string path = state_dir + "/lock";
-  absl::StatusOr<UniqueFd> fd = LockFileExclusive(path);
-  if (absl::IsFailedPrecondition(fd.status())) {
-    std::string pid = ReadFileUpTo(path, 32).value_or("");
-    pid.erase(std::remove_if(pid.begin(), pid.end(), [](char c) { return !isdigit(c); }),
-              pid.end());
-    return absl::FailedPreconditionError(absl::StrCat(
-        "--state-dir ", state_dir, " is in use by another rbdcsi serve",
-        pid.empty() ? "" : absl::StrCat(" (pid ", pid, ")"),
-        "; refusing to start: two servers on one state directory would undo each other's work"));
-  }
-  if (!fd.ok()) return fd.status();
-  const std::string pid = std::to_string(getpid()) + "\n";
-  if (ftruncate(fd->get(), 0) != 0 || pwrite(fd->get(), pid.data(), pid.size(), 0) < 0) {
-    Logger("server")->warn("could not write the pid into {}", path);
-  }
-  return fd;
-}
-
 NodeDeps NodeDepsOf(Runtime& rt) {
   NodeDeps deps;
   deps.mounter = rt.mounter.get();
@@ -220,8 +198,12 @@ absl::StatusOr<UniqueFd> PrepareStateDirs(const ServeFlags& flags) {
   }
   // One server per state directory, for the server's whole life: two would undo each other's
   // stages and race on the same records.
-  absl::StatusOr<UniqueFd> state_lock = LockStateDir(flags.state_dir);
-  if (!state_lock.ok()) Logger("server")->error("{}", state_lock.status().message());
+  absl::StatusOr<UniqueFd> state_lock = LockStateDir(flags.state_dir, "serve");
+  if (!state_lock.ok()) {
+    Logger("server")->error(
+        "{}; refusing to start: two servers on one state directory would undo each other's work",
+        state_lock.status().message());
+  }
   return state_lock;
 }
 

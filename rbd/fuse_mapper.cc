@@ -112,6 +112,7 @@ MapperTraits FuseMapper::Traits() const {
   traits.required_secrets = {"userID", "userKey"};
   traits.unmap_refuses_busy = true;  // the loop device is detached only when free
   traits.ceph_images = true;
+  traits.lists_only_own = true;  // loop devices of files in its rbd-fuse mounts under options_.dir
   return traits;
 }
 

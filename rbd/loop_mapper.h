@@ -24,7 +24,12 @@ class LoopMapper : public Mapper {
   LoopMapper(LoopImageStore store, std::unique_ptr<LoopDevices> devices);
 
   std::string_view Name() const override { return "loop"; }
-  MapperTraits Traits() const override { return {}; }
+  // List() shows only loop devices of files in the store's images directory.
+  MapperTraits Traits() const override {
+    MapperTraits traits;
+    traits.lists_only_own = true;
+    return traits;
+  }
 
   // NOT_FOUND when the image file does not exist, INVALID_ARGUMENT for a malformed spec.
   absl::StatusOr<MappedDevice> Map(const MapOptions& options) override;

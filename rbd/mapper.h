@@ -75,6 +75,11 @@ struct MapperTraits {
   // True when the images live in a Ceph cluster (the image identity then has a cluster part,
   // from volume_context clusterID or, for static volumes, from the monitors).
   bool ceph_images = false;
+  // True when List() returns only devices this plugin mapped, told apart by the kernel's own
+  // record of each (a loop device's backing file in the plugin's own directory). False when it
+  // lists every device of its kind (every /dev/rbdN, every rbd-nbd device), some of which an
+  // administrator or another plugin may have mapped: `rbdcsi gc` never unmaps those.
+  bool lists_only_own = false;
 };
 
 // Implementations are thread-safe for different images; callers serialize per image.
