@@ -35,6 +35,7 @@ HostileCases::HostileCases(Plugin* plugin, std::string staged, std::string fresh
       staging_(std::move(staging)),
       target_(std::move(target)),
       kubelet_(std::move(kubelet)),
+      outside_(kubelet_ + "-outside"),
       secrets_({kSentinel, "S3NT1NEL-path-part", "S3NT1NEL-flag", "q\tz"}) {}
 
 csi::v1::VolumeCapability HostileCases::Cap(const std::string& fs, bool read_only) {
@@ -194,6 +195,8 @@ std::vector<HostileCase> HostileCases::All() {
   Ids();
   Secrets();
   Codes();
+  MakePathTraps();
+  Paths();
   return std::move(cases_);
 }
 

@@ -25,7 +25,8 @@ struct HostileCase {
 class HostileCases {
  public:
   // `staged` is staged at `staging` and published at `target`; `fresh` exists, not staged.
-  // `kubelet` is the directory the paths live under.
+  // `kubelet` is the directory the paths live under. All() makes the targets of the path cases
+  // (symlinks under `kubelet`, a directory beside it): call it before taking a snapshot.
   HostileCases(Plugin* plugin, std::string staged, std::string fresh, std::string staging,
                std::string target, std::string kubelet);
 
@@ -45,6 +46,9 @@ class HostileCases {
   void Ids();
   void Secrets();
   void Codes();
+  // Symlinks and directories under the kubelet dir (and beside it) that Paths() aims at.
+  void MakePathTraps();
+  void Paths();
   void Add(const std::string& klass, const std::string& name, grpc::StatusCode want,
            std::function<grpc::Status()> call);
 
@@ -58,6 +62,7 @@ class HostileCases {
 
   Plugin* plugin_;
   std::string staged_, fresh_, staging_, target_, kubelet_;
+  std::string outside_;  // a directory beside the kubelet dir
   std::vector<std::string> secrets_;
   std::vector<HostileCase> cases_;
 };

@@ -88,7 +88,8 @@ class HostileRequestsTest : public ::testing::Test {
 
   Snapshot Take() const {
     Snapshot s;
-    for (const std::string& d : {plugin_->state_dir(), plugin_->data_dir(), dir_ / "kubelet"}) {
+    for (const std::string& d :
+         {plugin_->state_dir(), plugin_->data_dir(), dir_ / "kubelet", dir_ / "kubelet-outside"}) {
       auto files = FilesUnder(d);
       s.files.insert(files.begin(), files.end());
     }
@@ -128,9 +129,10 @@ TEST_F(HostileRequestsTest, EveryBadRequestGetsItsCodeAndChangesNothing) {
   }
 
   HostileCases cases(plugin_.get(), staged_id_, "rbd/fresh", staging(), target(), dir_ / "kubelet");
+  const std::vector<HostileCase> all = cases.All();
   const Snapshot before = Take();
   std::map<std::string, int> per_class;
-  for (const HostileCase& c : cases.All()) {
+  for (const HostileCase& c : all) {
     SCOPED_TRACE(c.name);
     const grpc::Status st = c.call();
     EXPECT_EQ(st.error_code(), c.want) << c.name << ": " << st.error_message();
