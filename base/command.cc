@@ -119,6 +119,12 @@ absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv,
   } while (n < 0 && errno == EINTR);
   if (n <= 0) {  // exec closed the pipe: the program runs
     FaultPoint(absl::StrCat("run:", argv[0]));
+    // And by what it does: "run:rbd device map" (the program's base name, two arguments).
+    if (argv.size() >= 3) {
+      const std::string_view name(argv[0]);
+      FaultPoint(absl::StrCat("run:", AsAbsl(name.substr(name.rfind('/') + 1)), " ", argv[1], " ",
+                              argv[2]));
+    }
     return pid;
   }
   int wstatus = 0;

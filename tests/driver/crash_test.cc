@@ -1,7 +1,9 @@
 // Issue 8, crash injection: the real server is SIGKILLed at every named fault point of stage and
 // unstage (base/fault_point.h), restarted, and called again the way kubelet does (the same RPC)
 // or with the opposite RPC. After each: the right end state and no device, mount, record or
-// child process left. Prints the table of points x outcomes. Root only; real loop devices.
+// child process left. Prints the table of points x outcomes. Root only; real loop devices. The
+// krbd mapper's points are reached while a slow `rbd device map`/`unmap` child runs
+// (tests/rbd/fake_rbd on loop devices, delayed): the child must die with the server.
 #include <dirent.h>
 #include <signal.h>
 
@@ -26,6 +28,8 @@ constexpr const char* kStagePoints[] = {"stage:record-mapping", "stage:mapped", 
                                         "stage:formatted", "stage:mounted"};
 constexpr const char* kUnstagePoints[] = {"undo:unmounted", "undo:record-unmounted",
                                           "undo:unmapped"};
+// How long the fake rbd's map and unmap take: the server is killed while they run.
+constexpr char kSlowChildMs[] = "1500";
 
 csi::v1::VolumeCapability Ext4() {
   csi::v1::VolumeCapability cap;
@@ -76,7 +80,7 @@ class CrashTest : public ::testing::Test {
   static void TearDownTestSuite() {
     std::cout << "\ncrash table (point x call after the restart -> outcome)\n";
     for (const Row& r : Table()) {
-      std::cout << absl::StrFormat("  %-22s %-26s %s\n", r.point, r.then, r.outcome);
+      std::cout << absl::StrFormat("  %-22s %-30s %s\n", r.point, r.then, r.outcome);
     }
   }
 
@@ -86,7 +90,9 @@ class CrashTest : public ::testing::Test {
     } else {
       setenv("RBDCSI_FAULT_POINT", point.c_str(), 1);
     }
-    plugin_ = std::make_unique<Plugin>(RBDCSI_BINARY, dir);
+    std::vector<std::string> flags;
+    if (krbd_) flags = {"--rbd-program", dir + "/bin/rbd", "--key-dir", dir + "/keys"};
+    plugin_ = std::make_unique<Plugin>(RBDCSI_BINARY, dir, flags);
     unsetenv("RBDCSI_FAULT_POINT");
     std::string why;
     ASSERT_TRUE(plugin_->WaitReady(&why)) << why;
@@ -97,6 +103,13 @@ class CrashTest : public ::testing::Test {
     req.set_volume_id(id);
     req.set_staging_target_path(staging);
     *req.mutable_volume_capability() = Ext4();
+    if (krbd_) {
+      auto& ctx = *req.mutable_volume_context();
+      ctx["mapper"] = "krbd";
+      ctx["monitors"] = "127.0.0.1:6789";
+      (*req.mutable_secrets())["userID"] = "kube";
+      (*req.mutable_secrets())["userKey"] = "AQBcrashTestKey==";
+    }
     csi::v1::NodeStageVolumeResponse resp;
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
@@ -114,6 +127,12 @@ class CrashTest : public ::testing::Test {
   }
 
   std::string CreateVolume(const std::string& name) {
+    if (krbd_) {
+      ChildProcess create({RBDCSI_FAKE_RBD_PATH, "create", "rbd/" + name, "--size", "32"},
+                          std::getenv("RBDCSI_FAKE_RBD_DIR"));
+      EXPECT_EQ(create.Wait(std::chrono::seconds(30)), 0) << create.Stderr();
+      return "rbd/" + name;
+    }
     csi::v1::CreateVolumeRequest req;
     req.set_name(name);
     req.mutable_capacity_range()->set_required_bytes(32 << 20);
@@ -155,6 +174,19 @@ class CrashTest : public ::testing::Test {
   // outcome for the table.
   std::string Scenario(const std::string& point, bool unstage_point, bool opposite) {
     TempDir dir("crash");
+    const std::string cluster = dir / "cluster";
+    if (krbd_) {
+      fs::create_directories(cluster);
+      fs::create_directories(dir / "bin");
+      fs::create_symlink(RBDCSI_FAKE_RBD_PATH, dir / "bin/rbd");  // so the point says "rbd"
+      setenv("RBDCSI_FAKE_RBD_DIR", cluster.c_str(), 1);
+    }
+    auto slow = [&](bool on) {
+      for (const char* file : {"/map_delay_ms", "/unmap_delay_ms"}) {
+        if (on) std::ofstream(cluster + file) << kSlowChildMs;
+        if (!on) fs::remove(cluster + file);
+      }
+    };
     Start(dir.path(), point);
     const std::string id = CreateVolume(absl::StrCat("v", Table().size()));
     const std::string staging = dir / "kubelet/plugins/gm";
@@ -162,8 +194,17 @@ class CrashTest : public ::testing::Test {
     if (unstage_point) {
       EXPECT_TRUE(Stage(id, staging).ok());
     }
+    if (krbd_) slow(true);
     const bool reached =
         KillAt(point, [&] { return unstage_point ? Unstage(id, staging) : Stage(id, staging); });
+    if (krbd_) {
+      slow(false);
+      // The slow child was killed, not left to finish: it never logged its call (at its end).
+      const std::string verb = point.substr(point.rfind(' ') + 1);
+      EXPECT_EQ(ReadFileOrEmpty(cluster + "/calls.log").find("\"device\",\"" + verb + "\""),
+                std::string::npos)
+          << point << ": the killed rbd child finished";
+    }
     Start(dir.path(), "");
     std::string outcome = reached ? "" : "point not reached; ";
     auto call = [&](bool stage) {
@@ -172,10 +213,12 @@ class CrashTest : public ::testing::Test {
       absl::StrAppend(&outcome, stage ? "stage " : "unstage ", st.ok() ? "OK" : st.error_message(),
                       "; ");
     };
-    // Kubelet repeats the interrupted call; the opposite call must work just as well.
+    // Kubelet repeats the interrupted call; the opposite call must work just as well. With a
+    // slow child, both: the same call, then the opposite.
     const bool first_is_stage = unstage_point == opposite;
     call(first_is_stage);
-    if (first_is_stage) call(false);
+    if (krbd_ && !first_is_stage) call(true);
+    if (first_is_stage || krbd_) call(false);
     // The end state: nothing of the volume left on the node.
     const auto loops = LoopDevicesBackedUnder(dir.path());
     const auto mounts = MountsUnder(dir.path());
@@ -189,10 +232,12 @@ class CrashTest : public ::testing::Test {
                                                  " mounts, records"));
     EXPECT_EQ(plugin_->Stop(), 0);
     CleanUpUnder(dir.path());
+    unsetenv("RBDCSI_FAKE_RBD_DIR");
     return outcome;
   }
 
   std::unique_ptr<Plugin> plugin_;
+  bool krbd_ = false;
 };
 
 TEST_F(CrashTest, EveryStagePointThenTheSameCallOrTheOpposite) {
@@ -211,6 +256,14 @@ TEST_F(CrashTest, EveryUnstagePointThenTheSameCallOrTheOpposite) {
       Table().push_back({point, then, Scenario(point, true, opposite)});
     }
   }
+}
+
+TEST_F(CrashTest, WhileASlowRbdMapOrUnmapRunsThenTheSameCallAndTheOpposite) {
+  krbd_ = true;
+  Table().push_back(
+      {"run:rbd device map", "stage again, unstage", Scenario("run:rbd device map", false, false)});
+  Table().push_back({"run:rbd device unmap", "unstage again, stage, unstage",
+                     Scenario("run:rbd device unmap", true, false)});
 }
 
 }  // namespace
