@@ -11,9 +11,8 @@
 namespace rbdcsi {
 namespace {
 
-// Image metadata rbdcsi keeps: what a clone was made from, and that rbdcsi moved the image to
-// the trash (so that only its own trashed images are ever purged or looked up).
-constexpr char kSourceKey[] = "rbdcsi.source";
+// Image metadata rbdcsi keeps: that rbdcsi moved the image to the trash (so that only its own
+// trashed images are ever purged or looked up), and kSourceKey.
 constexpr char kDeletedKey[] = "rbdcsi.deleted";
 
 absl::StatusOr<uint64_t> FeatureBits(const std::vector<std::string>& names) {

@@ -100,6 +100,9 @@ class CephImageStore : public ImageStore {
                                   const std::string& snap, uint64_t snap_size, const ImageId& dst,
                                   uint64_t size_bytes, const std::string& source);
 
+  // Image metadata: what a clone was made from (a snapshot or volume id).
+  static constexpr char kSourceKey[] = "rbdcsi.source";
+
   const CephClientOptions options_;
   std::mutex mu_;  // guards the fields below
   ClusterConfig cluster_;

@@ -10,8 +10,6 @@
 namespace rbdcsi {
 namespace {
 
-constexpr char kSourceKey[] = "rbdcsi.source";
-
 absl::StatusOr<uint64_t> SnapshotSize(librbd::Image& image, const SnapshotId& id) {
   std::vector<librbd::snap_info_t> snaps;
   if (image.snap_list(snaps) == 0) {

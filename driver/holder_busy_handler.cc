@@ -11,7 +11,7 @@
 namespace rbdcsi {
 namespace {
 
-const auto& Log() {
+const auto& HoldersLog() {
   static const auto logger = Logger("holders");
   return logger;
 }
@@ -54,17 +54,6 @@ bool IsCopyOnStagingDirOnly(const VolumeRecord& record, const HolderReport& repo
   return true;
 }
 
-// Who, for the log: "pid 42 (sleep)", with the thread and container when there are.
-std::string Who(const Holder& h) {
-  std::string who = absl::StrCat("pid ", h.pid, " (", h.comm, ")");
-  if (h.tid != 0) absl::StrAppend(&who, ", thread ", h.tid);
-  if (!h.container.container_id.empty()) {
-    absl::StrAppend(&who, ", container ", h.container.container_id.substr(0, 12));
-  }
-  if (!h.container.pod_uid.empty()) absl::StrAppend(&who, ", pod ", h.container.pod_uid);
-  return who;
-}
-
 }  // namespace
 
 HolderBusyHandler::HolderBusyHandler(HolderBusyConfig config, HolderScanner* scanner,
@@ -105,7 +94,7 @@ absl::Status HolderBusyHandler::ReleaseByRemovingStagingDir(const VolumeRecord& 
   // rmdir(2) only: an empty directory that is no mount point in this namespace (EBUSY then).
   absl::Status removed = clock_->Remove(record.staging_path);
   if (!removed.ok()) {
-    Log()->warn(
+    HoldersLog()->warn(
         "volume {}: could not remove the staging directory {} to release copies of its "
         "mount: {}",
         record.volume_id, record.staging_path, std::string(removed.message()));
@@ -113,10 +102,10 @@ absl::Status HolderBusyHandler::ReleaseByRemovingStagingDir(const VolumeRecord& 
   }
   for (const Holder& h : report.holders) {
     metrics_.Reclaim("staging-dir-removed");
-    Log()->warn(
+    HoldersLog()->warn(
         "volume {}: removed the staging directory {}, so the kernel detached the copy of its "
         "mount at {} in mount namespace {} of {}; the holder keeps running",
-        record.volume_id, record.staging_path, h.mount_point, h.mount_namespace, Who(h));
+        record.volume_id, record.staging_path, h.mount_point, h.mount_namespace, DescribeWho(h));
   }
   return absl::OkStatus();
 }
@@ -134,17 +123,17 @@ absl::Status HolderBusyHandler::Reclaim(const VolumeRecord& record, const Holder
     if (st.ok()) {
       ++done;
       ++reclaims_;
-      Log()->warn(
+      HoldersLog()->warn(
           "volume {}: reclaimed stale mount {} (mount id {}) of {} in mount namespace {} of {}: "
           "--reclaim-stale-mounts allows {}",
           record.volume_id, h.mount_point, h.mount_id, record.device.path, h.mount_namespace,
-          Who(h), h.comm);
+          DescribeWho(h), h.comm);
     } else {
-      Log()->warn(
+      HoldersLog()->warn(
           "volume {}: reclaiming stale mount {} (mount id {}) of {} in mount namespace {} of {} "
           "failed: {}",
           record.volume_id, h.mount_point, h.mount_id, record.device.path, h.mount_namespace,
-          Who(h), std::string(st.message()));
+          DescribeWho(h), std::string(st.message()));
     }
   }
   if (done > 0) return absl::OkStatus();
@@ -159,8 +148,8 @@ absl::Status HolderBusyHandler::OnBusy(const VolumeRecord& record, BusyStage sta
   for (const Holder& h : report.holders) {
     metrics_.HolderFound(HolderKindName(h.kind), PropagationClassName(h.propagation), h.comm);
   }
-  Log()->info("volume {}: {} busy (attempt {}): {}", record.volume_id, record.device.path, attempt,
-              FormatScanSummary(report));
+  HoldersLog()->info("volume {}: {} busy (attempt {}): {}", record.volume_id, record.device.path,
+                     attempt, FormatScanSummary(report));
   if (!report.held()) {
     // Released between the failed call and the scan; a bounded number of quick retries.
     if (attempt < 3) return absl::OkStatus();
@@ -188,8 +177,8 @@ absl::Status HolderBusyHandler::OnBusy(const VolumeRecord& record, BusyStage sta
     metrics_.HolderWait(changed ? "released" : "timeout",
                         std::chrono::duration<double>(clock_->Now() - now).count());
     if (changed) {
-      Log()->info("volume {}: {} after {} ms; trying again", record.volume_id, waiter->last_event(),
-                  Millis(clock_->Now() - since));
+      HoldersLog()->info("volume {}: {} after {} ms; trying again", record.volume_id,
+                         waiter->last_event(), Millis(clock_->Now() - since));
       return absl::OkStatus();
     }
   }

@@ -15,31 +15,6 @@ constexpr size_t kMaxClauses = 8;
 constexpr char kEllipsis[] = "\u2026";
 constexpr char kDash[] = " \u2014 ";
 
-// "pid 21839 (node_exporter, container 3f2a9c7f1955…, pod 7c1e2f3a-…)", and with the names
-// a ContainerNamer found: "pid 21839 (node_exporter, container node-exporter 3f2a9c7f1955…,
-// pod monitoring/node-exporter-x7k2p 7c1e2f3a-…)"
-std::string Who(const Holder& h) {
-  std::string who =
-      h.tid != 0 ? absl::StrCat("thread ", h.tid, " of pid ", h.pid) : absl::StrCat("pid ", h.pid);
-  std::vector<std::string> about;
-  if (!h.comm.empty()) about.push_back(h.comm);
-  const ContainerIdentity& c = h.container;
-  if (!c.container_id.empty()) {
-    about.push_back(absl::StrCat("container ", c.container_name,
-                                 c.container_name.empty() ? "" : " ",
-                                 ShortContainerId(c.container_id), kEllipsis));
-  }
-  if (!c.pod_name.empty()) {
-    about.push_back(absl::StrCat("pod ", c.pod_namespace, "/", c.pod_name,
-                                 c.pod_uid.empty() ? "" : " ", c.pod_uid));
-  } else if (!c.pod_uid.empty()) {
-    about.push_back(absl::StrCat("pod ", c.pod_uid));
-  }
-  if (h.exiting) about.push_back("exiting");
-  if (!about.empty()) absl::StrAppend(&who, " (", absl::StrJoin(about, ", "), ")");
-  return who;
-}
-
 // LVM names its dm devices VG-LV with '-' inside either name doubled.
 std::string LvmName(const std::string& dm_name) {
   for (size_t i = 0; i < dm_name.size(); ++i) {
@@ -94,7 +69,7 @@ std::string MountClause(const Holder& h) {
                         "unmount it if nothing should use it there");
   }
   std::string clause = absl::StrCat("mounted at ", h.mount_point, " in mount namespace ",
-                                    h.mount_namespace, " of ", Who(h), ", propagation ");
+                                    h.mount_namespace, " of ", DescribeWho(h), ", propagation ");
   if (h.propagation == PropagationClass::kPending) {
     return absl::StrCat(clause, "pending (a slave of the host mount)", kDash,
                         "the host unmount releases it unless something inside that namespace "
@@ -124,13 +99,39 @@ std::string FileClause(const Holder& h) {
   } else {
     what = absl::StrCat("an open file (", h.file, ")");
   }
-  return absl::StrCat(Who(h), " has ", what, h.path.empty() ? "" : absl::StrCat(" ", h.path),
+  return absl::StrCat(DescribeWho(h), " has ", what,
+                      h.path.empty() ? "" : absl::StrCat(" ", h.path),
                       h.other_files > 0 ? absl::StrCat(" and ", h.other_files, " more files") : "",
                       " on the device's filesystem (a lazy unmount leaves such users behind)",
                       kDash, "stop that process or move it off the filesystem");
 }
 
 }  // namespace
+
+// "pid 21839 (node_exporter, container 3f2a9c7f1955…, pod 7c1e2f3a-…)", and with the names
+// a ContainerNamer found: "pid 21839 (node_exporter, container node-exporter 3f2a9c7f1955…,
+// pod monitoring/node-exporter-x7k2p 7c1e2f3a-…)"
+std::string DescribeWho(const Holder& h) {
+  std::string who =
+      h.tid != 0 ? absl::StrCat("thread ", h.tid, " of pid ", h.pid) : absl::StrCat("pid ", h.pid);
+  std::vector<std::string> about;
+  if (!h.comm.empty()) about.push_back(h.comm);
+  const ContainerIdentity& c = h.container;
+  if (!c.container_id.empty()) {
+    about.push_back(absl::StrCat("container ", c.container_name,
+                                 c.container_name.empty() ? "" : " ",
+                                 ShortContainerId(c.container_id), kEllipsis));
+  }
+  if (!c.pod_name.empty()) {
+    about.push_back(absl::StrCat("pod ", c.pod_namespace, "/", c.pod_name,
+                                 c.pod_uid.empty() ? "" : " ", c.pod_uid));
+  } else if (!c.pod_uid.empty()) {
+    about.push_back(absl::StrCat("pod ", c.pod_uid));
+  }
+  if (h.exiting) about.push_back("exiting");
+  if (!about.empty()) absl::StrAppend(&who, " (", absl::StrJoin(about, ", "), ")");
+  return who;
+}
 
 std::string ShortContainerId(const std::string& id) {
   return id.size() > 12 ? id.substr(0, 12) : id;
@@ -145,7 +146,7 @@ std::string DescribeHolder(const Holder& h) {
     case HolderKind::kMount:
       return MountClause(h);
     case HolderKind::kOpenDevice:
-      return absl::StrCat("opened by ", Who(h), " as ", h.file,
+      return absl::StrCat("opened by ", DescribeWho(h), " as ", h.file,
                           h.path.empty() ? "" : absl::StrCat(" (", h.path, ")"),
                           h.other_files > 0 ? absl::StrCat(" and ", h.other_files, " more") : "",
                           kDash, "stop that process or make it close the device");

@@ -23,6 +23,10 @@ namespace rbdcsi {
 std::string DescribeHolders(std::string_view volume_id, std::string_view device, unsigned major,
                             unsigned minor, const HolderReport& report);
 
+// Who a holder is, for messages and logs: "pid 21839 (node_exporter, container node-exporter
+// 3f2a9c7f1955…, pod monitoring/node-exporter-x7k2p 7c1e2f3a-…)".
+std::string DescribeWho(const Holder& holder);
+
 // The clause for one holder, as used by DescribeHolders().
 std::string DescribeHolder(const Holder& holder);
 

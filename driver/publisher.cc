@@ -5,18 +5,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/file_util.h"
-#include "base/logging.h"
 #include "base/status.h"
 #include "driver/mount_stack.h"
+#include "driver/node_log.h"
 #include "driver/validation.h"
 
 namespace rbdcsi {
 namespace {
-
-const auto& Log() {
-  static const auto logger = Logger("node");
-  return logger;
-}
 
 absl::StatusOr<VolumeRecord> StagedRecord(RecordStore& records, const std::string& volume_id) {
   ASSIGN_OR_RETURN(std::optional<VolumeRecord> record, records.Load(volume_id));
@@ -64,13 +59,13 @@ void RemoveCreatedTarget(HostEnv& env, const VolumeRecord& record, const std::st
   const bool ours = record.block ? info->type == FileType::kRegular && info->size == 0
                                  : info->type == FileType::kDirectory;
   if (!ours) {
-    Log()->warn("volume {}: {} is not what publish created; left in place", record.volume_id,
-                target);
+    NodeLog()->warn("volume {}: {} is not what publish created; left in place", record.volume_id,
+                    target);
     return;
   }
   // rmdir(2) keeps a directory that is not empty.
   if (absl::Status st = env.Remove(target); !st.ok()) {
-    Log()->warn("volume {}: {} left in place: {}", record.volume_id, target, st.message());
+    NodeLog()->warn("volume {}: {} left in place: {}", record.volume_id, target, st.message());
   }
 }
 
@@ -212,7 +207,8 @@ absl::Status Publisher::Unpublish(const csi::v1::NodeUnpublishVolumeRequest& req
     // Not published here by this plugin: nothing of ours to undo (CSI: OK), and whatever is
     // there is not ours to touch.
     if (!mounted) {
-      Log()->info("volume {}: {} is not published here; left untouched", req.volume_id(), target);
+      NodeLog()->info("volume {}: {} is not published here; left untouched", req.volume_id(),
+                      target);
       return absl::OkStatus();
     }
     return absl::FailedPreconditionError(
@@ -293,7 +289,7 @@ absl::Status Publisher::Expand(const csi::v1::NodeExpandVolumeRequest& req,
     RETURN_IF_ERROR(
         deps_.filesystems->Grow(record.device.path, record.staging_path, record.fs_type));
   }
-  Log()->info("volume {}: expanded to {} bytes", req.volume_id(), size);
+  NodeLog()->info("volume {}: expanded to {} bytes", req.volume_id(), size);
   resp->set_capacity_bytes(static_cast<int64_t>(size));
   return absl::OkStatus();
 }

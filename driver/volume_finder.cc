@@ -1,22 +1,14 @@
 #include "driver/volume_finder.h"
 
 #include "absl/strings/str_cat.h"
-#include "base/logging.h"
 #include "base/status.h"
+#include "driver/node_log.h"
 
 namespace rbdcsi {
-namespace {
-
-const auto& Log() {
-  static const auto logger = Logger("node");
-  return logger;
-}
 
 bool SameDevice(const MountInfo& m, const MappedDevice& d) {
   return m.major == d.major && m.minor == d.minor;
 }
-
-}  // namespace
 
 absl::StatusOr<Mapper*> VolumeFinder::MapperFor(const std::string& name) const {
   return deps_.mappers->Find(name);
@@ -183,8 +175,8 @@ absl::StatusOr<std::vector<MappedDevice>> VolumeFinder::ListUsable(Mapper& mappe
   absl::StatusOr<std::vector<MappedDevice>> mapped = mapper.List();
   if (absl::IsFailedPrecondition(mapped.status())) {
     // The mapper cannot work on this node (e.g. no rbd CLI): it has mapped nothing here.
-    Log()->debug("mapper {} skipped while looking for a volume's device: {}", mapper.Name(),
-                 mapped.status().message());
+    NodeLog()->debug("mapper {} skipped while looking for a volume's device: {}", mapper.Name(),
+                     mapped.status().message());
     return std::vector<MappedDevice>();
   }
   return mapped;

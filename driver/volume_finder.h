@@ -15,6 +15,9 @@
 
 namespace rbdcsi {
 
+// Whether mount `m` is of device `d` (same major:minor).
+bool SameDevice(const MountInfo& m, const MappedDevice& d);
+
 // Thread-safe as its dependencies; callers hold the volume's (and image's) lock where the
 // answer must stay true.
 class VolumeFinder {

@@ -6,19 +6,14 @@
 #include "absl/strings/str_join.h"
 #include "base/fault_point.h"
 #include "base/file_util.h"
-#include "base/logging.h"
 #include "base/status.h"
 #include "driver/mount_stack.h"
+#include "driver/node_log.h"
 #include "driver/stage_request.h"
 #include "driver/validation.h"
 
 namespace rbdcsi {
 namespace {
-
-const auto& Log() {
-  static const auto logger = Logger("node");
-  return logger;
-}
 
 // The record's mount flags are the mount-flag policy's result (mounter/mount_flags.h), which is
 // the one place that adds "ro" for a read-only access mode.
@@ -45,10 +40,6 @@ absl::Status CheckCompatible(const VolumeRecord& have, const VolumeRecord& want)
   if (diffs.empty()) return absl::OkStatus();
   return absl::AlreadyExistsError(absl::StrCat(
       "volume ", want.volume_id, " is already staged with ", absl::StrJoin(diffs, ", ")));
-}
-
-bool SameDevice(const MountInfo& m, const MappedDevice& d) {
-  return m.major == d.major && m.minor == d.minor;
 }
 
 // Unmaps retried beyond this are a loop, not a busy device.
@@ -128,13 +119,13 @@ absl::Status VolumeStager::Stage(const csi::v1::NodeStageVolumeRequest& req) {
     absl::Status live = finder_.CheckStillStaged(*have);
     if (live.ok()) return absl::OkStatus();
     // E.g. after a reboot: the record survived, the mapping and mount did not.
-    Log()->warn("{}; staging again", live.message());
+    NodeLog()->warn("{}; staging again", live.message());
   }
   if (have) {
     // An earlier attempt stopped halfway (crash, or an unstage that could not unmap): finish
     // undoing it, then start clean.
-    Log()->info("volume {}: undoing an unfinished earlier operation (step {})", have->volume_id,
-                StageStepName(have->step));
+    NodeLog()->info("volume {}: undoing an unfinished earlier operation (step {})", have->volume_id,
+                    StageStepName(have->step));
     RETURN_IF_ERROR(UndoStaging(*have, budget));
   }
   return StageNew(want, map_options, budget);
@@ -152,8 +143,8 @@ absl::StatusOr<std::optional<MappedDevice>> VolumeStager::ReusableMapping(
         "volume ", record.volume_id, ": image ", record.image.ToString(), " is already mapped at ",
         existing->path, " for volume ", *owner, " on this node"));
   }
-  Log()->info("volume {}: reusing existing mapping {} of {}", record.volume_id, existing->path,
-              record.image.ToString());
+  NodeLog()->info("volume {}: reusing existing mapping {} of {}", record.volume_id, existing->path,
+                  record.image.ToString());
   return existing;
 }
 
@@ -191,8 +182,8 @@ absl::Status VolumeStager::StageNew(VolumeRecord& record, const MapOptions& map_
     st = deps_.records->Save(record);
   }
   if (st.ok()) {
-    Log()->info("volume {}: staged {} ({}:{}) at {}", record.volume_id, record.device.path,
-                record.device.major, record.device.minor, record.staging_path);
+    NodeLog()->info("volume {}: staged {} ({}:{}) at {}", record.volume_id, record.device.path,
+                    record.device.major, record.device.minor, record.staging_path);
     return absl::OkStatus();
   }
   absl::Status undo = UndoStaging(record, budget);
@@ -225,7 +216,7 @@ absl::Status VolumeStager::MountStaged(const VolumeRecord& record) {
           absl::StrCat("volume ", record.volume_id, ": ", dev,
                        " has no filesystem and read-only access was asked, so none can be made"));
     }
-    Log()->info("volume {}: {} is blank, creating {}", record.volume_id, dev, fs);
+    NodeLog()->info("volume {}: {} is blank, creating {}", record.volume_id, dev, fs);
     RETURN_IF_ERROR(deps_.filesystems->Format(dev, fs));
     FaultPoint("stage:formatted");
   } else if (found != fs) {
@@ -280,7 +271,7 @@ absl::Status VolumeStager::UnmapDevice(VolumeRecord& record, BusyBudget& budget)
     }
     absl::Status st = mapper->Unmap(*mapped);
     if (st.ok()) {
-      Log()->info("volume {}: unmapped {}", record.volume_id, mapped->path);
+      NodeLog()->info("volume {}: unmapped {}", record.volume_id, mapped->path);
       continue;
     }
     if (!IsBusy(st)) return Annotate(st, absl::StrCat("volume ", record.volume_id));
@@ -335,9 +326,9 @@ absl::Status VolumeStager::Unstage(const csi::v1::NodeUnstageVolumeRequest& req)
   if (!from_store) {
     // Found without a record: under the image lock, make sure no other volume owns it now.
     RETURN_IF_ERROR(finder_.CheckNoOtherOwner(*record));
-    Log()->warn("volume {}: no record; found {} ({}:{}) of image {} and will undo it",
-                req.volume_id(), record->device.path, record->device.major, record->device.minor,
-                record->image.ToString());
+    NodeLog()->warn("volume {}: no record; found {} ({}:{}) of image {} and will undo it",
+                    req.volume_id(), record->device.path, record->device.major,
+                    record->device.minor, record->image.ToString());
     RETURN_IF_ERROR(deps_.records->Save(*record));
   }
   BusyBudget budget;

@@ -40,10 +40,6 @@ constexpr milliseconds kNodePoll{20};
 // Like krbd, a busy detach is retried briefly: udev's blkid opens new devices for a moment.
 constexpr milliseconds kBusyRetryDelays[] = {milliseconds(100), milliseconds(250)};
 
-struct DirCloser {
-  void operator()(DIR* dir) const { closedir(dir); }
-};
-
 bool ParseDevNumbers(absl::string_view text, unsigned* major_out, unsigned* minor_out) {
   std::pair<absl::string_view, absl::string_view> parts =
       absl::StrSplit(absl::StripAsciiWhitespace(text), absl::MaxSplits(':', 1));
@@ -324,7 +320,7 @@ absl::StatusOr<std::optional<LoopInfo>> RealLoopDevices::ReadInfo(absl::string_v
 absl::StatusOr<std::vector<LoopInfo>> RealLoopDevices::ListWhere(
     const std::function<bool(std::string_view backing_file)>& want) {
   const std::string block_dir = absl::StrCat(options_.sysfs_dir, "/block");
-  std::unique_ptr<DIR, DirCloser> dir(opendir(block_dir.c_str()));
+  std::unique_ptr<DIR, int (*)(DIR*)> dir(opendir(block_dir.c_str()), closedir);
   if (dir == nullptr) return ErrnoToStatus(errno, absl::StrCat("listing ", block_dir));
   std::vector<LoopInfo> out;
   while (dirent* e = readdir(dir.get())) {

@@ -22,16 +22,12 @@ namespace rbdcsi {
 namespace {
 
 constexpr absl::string_view kImageSuffix = ".img";
-struct DirCloser {
-  void operator()(DIR* dir) const { closedir(dir); }
-};
-using DirPtr = std::unique_ptr<DIR, DirCloser>;
 
 // Names of the entries of `dir` of file type `type` (DT_DIR, DT_REG; symlinks are not
 // followed), sorted; an absent directory has none.
 absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir, unsigned char type) {
   std::vector<std::string> names;
-  DirPtr d(opendir(dir.c_str()));
+  std::unique_ptr<DIR, int (*)(DIR*)> d(opendir(dir.c_str()), closedir);
   if (d == nullptr) {
     if (errno == ENOENT) return names;
     return ErrnoToStatus(errno, absl::StrCat("listing ", dir));

@@ -28,7 +28,7 @@ esac
 exclude='ceph|vm|kube'
 scripts/install-deps.sh
 cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
-  -DRBDCSI_SANITIZE="$mode" -DRBDCSI_WERROR=OFF >/dev/null
+  -DRBDCSI_SANITIZE="$mode" -DRBDCSI_WERROR=OFF -DCMAKE_UNITY_BUILD=ON >/dev/null
 # Only what ctest will run: its test programs (a ctest name is its target's name, but for the
 # script-driven tests, which have no target), the binary and helpers the integration tests start.
 mapfile -t tests < <(cd "$dir" && ctest -N -L "$labels" -LE "$exclude" |

@@ -11,7 +11,6 @@ namespace rbdcsi {
 namespace {
 
 using Code = grpc::StatusCode;
-constexpr Code kInvalid = Code::INVALID_ARGUMENT;
 const std::string kLong(5000, 'a');  // above the 4096-byte bound of every string field
 
 void Fill(google::protobuf::Map<std::string, std::string>* map, int n) {

@@ -16,7 +16,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using Code = grpc::StatusCode;
-constexpr Code kInvalid = Code::INVALID_ARGUMENT;
 
 csi::v1::VolumeCapability Block() {
   csi::v1::VolumeCapability cap;

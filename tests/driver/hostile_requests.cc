@@ -13,7 +13,6 @@ namespace {
 
 using Code = grpc::StatusCode;
 using Mode = csi::v1::VolumeCapability::AccessMode;
-constexpr Code kInvalid = Code::INVALID_ARGUMENT;
 
 // A sentinel of odd bytes (tab, carriage return, control, non-ASCII): redaction works on raw
 // bytes, before any escaping.

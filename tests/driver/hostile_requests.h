@@ -15,6 +15,9 @@
 
 namespace rbdcsi {
 
+// The code most hostile requests must get.
+constexpr grpc::StatusCode kInvalid = grpc::StatusCode::INVALID_ARGUMENT;
+
 struct HostileCase {
   std::string klass;  // "bounds", "utf8", "mount-flags", "ids", "secrets", "codes"
   std::string name;
