@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <utility>
 
@@ -10,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "base/file_util.h"
 #include "base/status.h"
 
@@ -82,15 +84,29 @@ std::string NbdMapper::WhyGone(const MappedDevice& device) {
                       " is gone (the volume's I/O fails; unstage and stage it again)");
 }
 
+// What `rbd device list -t nbd` reads for every device, for this one: the device's daemon
+// (/sys/block/nbdN/pid) and its command line, "rbd-nbd map POOL/[NAMESPACE/]IMAGE ...", as
+// `rbd device map -t nbd` starts it. No daemon, another image or a snapshot: not this mapping.
+bool NbdMapper::StillServes(const MappedDevice& device) const {
+  const pid_t daemon = DaemonOf(device.path);
+  if (daemon <= 0) return false;
+  absl::StatusOr<std::string> cmdline =
+      ReadSmallFile(absl::StrCat(options_.proc_dir, "/", daemon, "/cmdline"));
+  if (!cmdline.ok()) return false;  // exited meanwhile
+  const std::vector<std::string> argv = absl::StrSplit(*cmdline, '\0', absl::SkipEmpty());
+  if (argv.empty() || !(argv[0] == "rbd-nbd" || absl::EndsWith(argv[0], "/rbd-nbd"))) {
+    return false;
+  }
+  const auto command = std::find_if(
+      argv.begin(), argv.end(), [](const std::string& a) { return a == "map" || a == "attach"; });
+  return command != argv.end() &&
+         std::find(command + 1, argv.end(), device.image.ToString()) != argv.end();
+}
+
 absl::Status NbdMapper::Unmap(const MappedDevice& device) {
   const std::string what = absl::StrCat("unmapping ", device.path);
-  if (!device.image.pool.empty() || !device.image.image.empty()) {
-    ASSIGN_OR_RETURN(const std::vector<MappedDevice> mapped, List());
-    bool still_ours = false;
-    for (const MappedDevice& m : mapped) {
-      still_ours |= m.path == device.path && m.image == device.image;
-    }
-    if (!still_ours) return absl::OkStatus();
+  if ((!device.image.pool.empty() || !device.image.image.empty()) && !StillServes(device)) {
+    return absl::OkStatus();
   }
   // rbd-nbd cannot refuse: check before handing it the device.
   absl::Status claimed = options_.probe_exclusive(device.path);

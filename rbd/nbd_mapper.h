@@ -24,7 +24,7 @@ struct NbdMapperOptions {
   std::chrono::milliseconds timeout{std::chrono::minutes(2)};
   // Where the nbd driver shows the serving daemon: /sys/block/nbdN/pid.
   std::string sysfs_block = "/sys/block";
-  // Where the daemon's process shows: /proc/PID/comm.
+  // Where the daemon's process shows: /proc/PID/stat and /proc/PID/cmdline.
   std::string proc_dir = "/proc";
   // OK when nothing but `daemon` (the device's own rbd-nbd; 0 if unknown) uses the device, else a
   // status for which IsBusy() is true naming the holders. Null: only the kernel's exclusive-open
@@ -55,7 +55,8 @@ class NbdMapper : public Mapper {
   absl::StatusOr<MappedDevice> Map(const MapOptions& options) override;
   // Refuses (IsBusy()) while the kernel has the device claimed or check_unused finds holders;
   // then `rbd device unmap -t nbd DEVICE`. When `device.image` is set, a device that no longer
-  // serves that image is left alone (OK).
+  // serves that image (its daemon's command line says another, or no daemon runs) is left alone
+  // (OK). Lists nothing: only this device's sysfs pid and its daemon's /proc entry are read.
   absl::Status Unmap(const MappedDevice& device) override;
   // `rbd device list -t nbd --format json`: the devices whose daemon runs. A device whose
   // daemon died is not listed (its I/O fails; the volume's condition turns abnormal).
@@ -73,6 +74,9 @@ class NbdMapper : public Mapper {
   pid_t DaemonOf(const std::string& device) const;
 
  private:
+  // True when `device`'s running rbd-nbd daemon serves `device.image`.
+  bool StillServes(const MappedDevice& device) const;
+
   NbdMapperOptions options_;
   KrbdMapper cli_;  // the rbd CLI with -t nbd
 };

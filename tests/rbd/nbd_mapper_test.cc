@@ -21,6 +21,20 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
+// The daemon `rbd device map -t nbd` starts, as /proc/PID/cmdline showed it in the guest VM
+// (Debian 12's Ceph 16.2): the options first, then the command and the image.
+std::vector<std::string> DaemonArgv() {
+  return {"/usr/bin/rbd-nbd",
+          "--id",
+          "rbdcsi",
+          "-m",
+          "127.0.0.1:27364",
+          "--keyfile",
+          "/run/rbdcsi/keys/rbdcsi.key",
+          "map",
+          "rbd/img2"};
+}
+
 class NbdMapperTest : public ::testing::Test {
  protected:
   NbdMapperTest() {
@@ -50,6 +64,22 @@ class NbdMapperTest : public ::testing::Test {
     ASSERT_THAT(MakeDirs(dir_.path() + "/proc/" + pid, 0755), IsOk());
     std::ofstream(dir_.path() + "/proc/" + pid + "/stat")
         << pid << " (" << comm << ") " << state << " 1 " << pid << " " << pid << " 0 -1\n";
+  }
+
+  // /proc/PID/cmdline: the arguments, each ended by a NUL.
+  void SetCommandLine(const std::string& pid, const std::vector<std::string>& argv) {
+    ASSERT_THAT(MakeDirs(dir_.path() + "/proc/" + pid, 0755), IsOk());
+    std::ofstream out(dir_.path() + "/proc/" + pid + "/cmdline");
+    for (const std::string& arg : argv) out << arg << '\0';
+  }
+
+  // How many `rbd device list` the mapper ran.
+  int Listings() const {
+    int n = 0;
+    for (const std::vector<std::string>& argv : runner_.calls()) {
+      n += argv.size() > 2 && argv[1] == "device" && argv[2] == "list";
+    }
+    return n;
   }
 
   MapOptions Options() {
@@ -124,12 +154,48 @@ TEST_F(NbdMapperTest, ListParsesWhatRbdNbdPrints) {
               ElementsAre("rbd", "device", "list", "--format", "json", "-t", "nbd"));
 }
 
+// Mapper::Unmap's contract: the device comes from the caller's fresh Find()/List(), so Unmap
+// checks that one device (its daemon's command line) and lists nothing.
+TEST_F(NbdMapperTest, UnmapChecksTheOneDeviceAndListsNothing) {
+  SetDaemon("nbd0", "628");
+  SetCommandLine("628", DaemonArgv());
+  runner_.Answer(0, "", "");
+  ASSERT_THAT(mapper_->Unmap(MappedDevice{"/dev/nbd0", 43, 0, {"rbd", "img2"}}), IsOk());
+  EXPECT_EQ(Listings(), 0);
+  ASSERT_EQ(runner_.calls().size(), 1u);
+  EXPECT_THAT(runner_.calls()[0], ElementsAre("rbd", "device", "unmap", "-t", "nbd", "/dev/nbd0"));
+  EXPECT_THAT(checked_, ElementsAre(std::make_pair(std::string("/dev/nbd0"), pid_t{628})));
+}
+
 TEST_F(NbdMapperTest, ADeviceServingAnotherImageIsLeftAlone) {
-  runner_.Answer(0, ReadFileOrEmpty(std::string(RBDCSI_TESTDATA_DIR) + "/rbd/nbd_device_list.json"),
-                 "");
+  SetDaemon("nbd0", "628");
+  SetCommandLine("628", DaemonArgv());
   EXPECT_THAT(mapper_->Unmap(MappedDevice{"/dev/nbd0", 43, 0, {"rbd", "other"}}), IsOk());
-  EXPECT_EQ(runner_.calls().size(), 1u);  // only the list
+  EXPECT_THAT(mapper_->Unmap(MappedDevice{"/dev/nbd0", 43, 0, {"rbd", "img"}}), IsOk());
+  EXPECT_THAT(mapper_->Unmap(MappedDevice{"/dev/nbd0", 43, 0, {"other", "img2"}}), IsOk());
+  SetCommandLine("628", {"rbd-nbd", "map", "rbd/img2@snap1"});  // a snapshot is not the image
+  EXPECT_THAT(mapper_->Unmap(MappedDevice{"/dev/nbd0", 43, 0, {"rbd", "img2"}}), IsOk());
+  SetCommandLine("628", {"sleep", "map", "rbd/img2"});  // the pid went to another program
+  EXPECT_THAT(mapper_->Unmap(MappedDevice{"/dev/nbd0", 43, 0, {"rbd", "img2"}}), IsOk());
+  EXPECT_THAT(runner_.calls(), IsEmpty());  // no listing, no unmap
   EXPECT_THAT(probed_, IsEmpty());
+}
+
+// No daemon serves the device (it died, or the device was disconnected): nothing to unmap.
+TEST_F(NbdMapperTest, ADeviceWithoutADaemonIsLeftAlone) {
+  EXPECT_THAT(mapper_->Unmap(MappedDevice{"/dev/nbd1", 43, 32, {"rbd", "img2"}}), IsOk());
+  SetDaemon("nbd1", "629");  // its pid is stale: no such process
+  EXPECT_THAT(mapper_->Unmap(MappedDevice{"/dev/nbd1", 43, 32, {"rbd", "img2"}}), IsOk());
+  EXPECT_THAT(runner_.calls(), IsEmpty());
+}
+
+TEST_F(NbdMapperTest, AnImageInARadosNamespaceMatchesItsFullSpec) {
+  SetDaemon("nbd2", "630");
+  SetCommandLine("630", {"/usr/bin/rbd-nbd", "--id", "map", "map", "rbd/ns1/img2"});
+  runner_.Answer(0, "", "");
+  ASSERT_THAT(mapper_->Unmap(MappedDevice{"/dev/nbd2", 43, 64, {"rbd", "img2", "ns1"}}), IsOk());
+  EXPECT_EQ(Listings(), 0);
+  EXPECT_EQ(runner_.calls().size(), 1u);  // the unmap
 }
 
 TEST_F(NbdMapperTest, DaemonOfReadsTheDriversPid) {
