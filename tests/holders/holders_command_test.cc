@@ -2,8 +2,11 @@
 // (privileged). RunHolders() is called in-process; the built binary is exercised too once main()
 // dispatches the subcommand.
 #include <sys/stat.h>
+#include <sys/utsname.h>
 
+#include <cstdio>
 #include <sstream>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "cmd/holders.h"
@@ -17,6 +20,25 @@ namespace {
 
 using ::testing::AllOf;
 using ::testing::HasSubstr;
+
+// Whether the kernel lets the scanner find mount namespaces without a process: it iterates them
+// through nsfs (Linux 6.9) and lists their mounts with listmount (other namespaces: 6.11). On
+// older kernels (Debian 12's 6.1, in the guest VM) they are found through /proc only, and the
+// report says why. The kernel's version decides, not the code under test.
+bool KernelEnumeratesNamespaces() {
+  struct utsname u {};
+  int major = 0;
+  int minor = 0;
+  if (::uname(&u) != 0 || std::sscanf(u.release, "%d.%d", &major, &minor) != 2) return false;
+  return major > 6 || (major == 6 && minor >= 11);
+}
+
+// What the report says about namespaces without a process on this kernel.
+std::string ExpectedMethodSummary() {
+  return KernelEnumeratesNamespaces()
+             ? "namespaces without a process: kernel enumeration (nsfs ioctls, listmount)"
+             : "namespaces without a process: bind-mounted namespace files only (";
+}
 
 class HoldersCommandTest : public LoopDeviceTest {
  protected:
@@ -37,7 +59,10 @@ TEST_F(HoldersCommandTest, FreeDeviceExitsZero) {
   EXPECT_EQ(Holders(device_), 0) << err_.str();
   EXPECT_THAT(out_.str(), AllOf(HasSubstr(absl::StrCat(device_, " (", major_, ":", minor_,
                                                        ") is not held by anything")),
-                                HasSubstr("namespaces without a process: kernel enumeration")));
+                                HasSubstr(ExpectedMethodSummary())));
+  if (!KernelEnumeratesNamespaces()) {
+    EXPECT_THAT(out_.str(), HasSubstr("needs Linux 6."));
+  }
   EXPECT_EQ(Holders(absl::StrCat(major_, ":", minor_)), 0) << err_.str();
   EXPECT_THAT(out_.str(), HasSubstr(device_));
 }
@@ -62,7 +87,13 @@ TEST_F(HoldersCommandTest, PrivateHolderTableAndJson) {
   const nlohmann::json j = nlohmann::json::parse(out_.str());
   EXPECT_EQ(j["held"], true);
   EXPECT_EQ(j["device"], device_);
-  EXPECT_EQ(j["method"], "kernel");
+  if (KernelEnumeratesNamespaces()) {
+    EXPECT_EQ(j["method"], "kernel");
+    EXPECT_EQ(j["method_note"], "");
+  } else {
+    EXPECT_EQ(j["method"], "proc");
+    EXPECT_THAT(j["method_note"].get<std::string>(), HasSubstr("needs Linux 6."));
+  }
   ASSERT_EQ(j["holders"].size(), 1u);
   EXPECT_EQ(j["holders"][0]["kind"], "mount");
   EXPECT_EQ(j["holders"][0]["pid"], holder.pid());
