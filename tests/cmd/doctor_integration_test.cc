@@ -19,12 +19,6 @@ namespace {
 
 using ::testing::IsEmpty;
 
-ino_t MountNamespaceOf(pid_t pid) {
-  struct stat st {};
-  if (stat(absl::StrCat("/proc/", pid, "/ns/mnt").c_str(), &st) != 0) return 0;
-  return st.st_ino;
-}
-
 struct DoctorRun {
   int exit_code = -1;
   nlohmann::json report;
@@ -61,19 +55,12 @@ class DoctorTest : public ::testing::Test {
 
   // A process in a new mount namespace made with `propagation`, waited for until it sleeps.
   pid_t StartHolder(const std::string& propagation) {
-    holders_.push_back(std::make_unique<ChildProcess>(
-        std::vector<std::string>{"unshare", "--mount", "--propagation", propagation, "sleep",
-                                 "1000"},
-        dir_.path()));
-    const pid_t pid = holders_.back()->pid();
-    const ino_t ours = MountNamespaceOf(getpid());
-    EXPECT_TRUE(WaitFor(
-        [&] {
-          return MountNamespaceOf(pid) != ours &&
-                 ReadFileOrEmpty(absl::StrCat("/proc/", pid, "/comm")) == "sleep\n";
-        },
-        std::chrono::seconds(10)));
-    return pid;
+    absl::StatusOr<std::unique_ptr<ChildProcess>> holder =
+        StartNamespaceHolder(propagation, "true", dir_.path(), std::chrono::seconds(10));
+    EXPECT_THAT(holder, IsOk());
+    if (!holder.ok()) return -1;
+    holders_.push_back(std::move(*holder));
+    return holders_.back()->pid();
   }
 
   DoctorRun Doctor() {

@@ -20,12 +20,6 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
 
-ino_t MountNamespaceOf(pid_t pid) {
-  struct stat st {};
-  if (stat(absl::StrCat("/proc/", pid, "/ns/mnt").c_str(), &st) != 0) return 0;
-  return st.st_ino;
-}
-
 class UnstageHoldersTest : public ::testing::Test {
  protected:
   void SetUp() override { StartPlugin({}); }
@@ -57,37 +51,12 @@ class UnstageHoldersTest : public ::testing::Test {
   std::string staging() const { return dir_ / "kubelet/plugins/globalmount"; }
 
   void CreateAndStage() {
-    csi::v1::VolumeCapability cap;
-    cap.mutable_mount()->set_fs_type("ext4");
-    cap.mutable_access_mode()->set_mode(csi::v1::VolumeCapability::AccessMode::SINGLE_NODE_WRITER);
-    csi::v1::CreateVolumeRequest create;
-    create.set_name("held");
-    create.mutable_capacity_range()->set_required_bytes(32 << 20);
-    *create.add_volume_capabilities() = cap;
-    csi::v1::CreateVolumeResponse created;
-    {
-      grpc::ClientContext ctx;
-      ASSERT_TRUE(plugin_->controller().CreateVolume(&ctx, create, &created).ok());
-    }
-    volume_id_ = created.volume().volume_id();
-    csi::v1::NodeStageVolumeRequest stage;
-    stage.set_volume_id(volume_id_);
-    stage.set_staging_target_path(staging());
-    *stage.mutable_volume_capability() = cap;
-    csi::v1::NodeStageVolumeResponse staged;
-    grpc::ClientContext ctx;
-    grpc::Status st = plugin_->node().NodeStageVolume(&ctx, stage, &staged);
-    ASSERT_TRUE(st.ok()) << st.error_message();
+    absl::StatusOr<std::string> id = rbdcsi::CreateAndStage(*plugin_, "held", staging());
+    ASSERT_THAT(id, IsOk());
+    volume_id_ = *id;
   }
 
-  grpc::Status Unstage() {
-    csi::v1::NodeUnstageVolumeRequest req;
-    req.set_volume_id(volume_id_);
-    req.set_staging_target_path(staging());
-    csi::v1::NodeUnstageVolumeResponse resp;
-    grpc::ClientContext ctx;
-    return plugin_->node().NodeUnstageVolume(&ctx, req, &resp);
-  }
+  grpc::Status Unstage() { return rbdcsi::Unstage(*plugin_, volume_id_, staging()); }
 
   void DeleteVolume() {
     csi::v1::DeleteVolumeRequest req;
@@ -98,26 +67,14 @@ class UnstageHoldersTest : public ::testing::Test {
     EXPECT_TRUE(st.ok()) << st.error_message();
   }
 
-  // Starts `sh -c script` in a new mount namespace with the given propagation and waits until
-  // it has reached its final `sleep` (so the namespace and anything the script set up exist).
   void StartHolder(const std::string& propagation, const std::string& script) {
-    holder_ = std::make_unique<ChildProcess>(
-        std::vector<std::string>{"unshare", "--mount", "--propagation", propagation, "sh", "-c",
-                                 script + "; exec sleep 1000"},
-        dir_.path());
-    const ino_t ours = MountNamespaceOf(getpid());
-    ASSERT_TRUE(WaitFor(
-        [&] {
-          return MountNamespaceOf(holder_->pid()) != ours &&
-                 ReadFileOrEmpty(absl::StrCat("/proc/", holder_->pid(), "/comm")) == "sleep\n";
-        },
-        std::chrono::seconds(10)));
+    absl::StatusOr<std::unique_ptr<ChildProcess>> holder =
+        StartNamespaceHolder(propagation, script, dir_.path(), std::chrono::seconds(10));
+    ASSERT_THAT(holder, IsOk());
+    holder_ = std::move(*holder);
   }
 
-  void KillHolder() {
-    holder_->Signal(SIGKILL);
-    ASSERT_TRUE(holder_->Wait(std::chrono::seconds(10)).has_value());
-  }
+  void KillHolder() { ASSERT_TRUE(KillAndReap(*holder_, std::chrono::seconds(10))); }
 
   TempDir dir_{"holders"};
   bool bound_ = false;

@@ -154,6 +154,37 @@ std::optional<int> ChildProcess::Wait(std::chrono::milliseconds timeout) {
   }
 }
 
+ino_t MountNamespaceOf(pid_t pid) {
+  struct stat st {};
+  if (stat(("/proc/" + std::to_string(pid) + "/ns/mnt").c_str(), &st) != 0) return 0;
+  return st.st_ino;
+}
+
+absl::StatusOr<std::unique_ptr<ChildProcess>> StartNamespaceHolder(
+    const std::string& propagation, const std::string& script, const std::string& output_dir,
+    std::chrono::milliseconds bound) {
+  auto holder = std::make_unique<ChildProcess>(
+      std::vector<std::string>{"unshare", "--mount", "--propagation", propagation, "sh", "-c",
+                               script + "; exec sleep 1000"},
+      output_dir);
+  const pid_t pid = holder->pid();
+  if (pid <= 0) return absl::InternalError("cannot start unshare: " + holder->Stderr());
+  const ino_t ours = MountNamespaceOf(getpid());
+  const std::string comm = "/proc/" + std::to_string(pid) + "/comm";
+  if (!WaitFor([&] { return MountNamespaceOf(pid) != ours && ReadFileOrEmpty(comm) == "sleep\n"; },
+               bound)) {
+    return absl::DeadlineExceededError("the holder (unshare --propagation " + propagation +
+                                       " sh -c '" + script +
+                                       "') did not reach its sleep: " + holder->Stderr());
+  }
+  return holder;
+}
+
+bool KillAndReap(ChildProcess& holder, std::chrono::milliseconds bound) {
+  holder.Signal(SIGKILL);
+  return holder.Wait(bound).has_value();
+}
+
 std::string ReadFileOrEmpty(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -101,6 +102,22 @@ class ChildProcess {
 
 // Polls `predicate` every few milliseconds until it holds or `timeout` passes.
 bool WaitFor(const std::function<bool()>& predicate, std::chrono::milliseconds timeout);
+
+// The inode number of `pid`'s mount namespace (/proc/PID/ns/mnt); 0 when the process is gone.
+ino_t MountNamespaceOf(pid_t pid);
+
+// A holder as in the seed incident: `sh -c 'SCRIPT; exec sleep 1000'` under `unshare --mount
+// --propagation PROPAGATION` ("private", "slave", ...), its output in `output_dir`. Returns once
+// it sleeps in a mount namespace other than ours (so the namespace and what SCRIPT set up
+// exist), or an error after `bound` (the process is killed then). Bounds: 10 s on a host, 30 s
+// in an emulated guest VM.
+absl::StatusOr<std::unique_ptr<ChildProcess>> StartNamespaceHolder(const std::string& propagation,
+                                                                   const std::string& script,
+                                                                   const std::string& output_dir,
+                                                                   std::chrono::milliseconds bound);
+
+// SIGKILLs `holder` and reaps it; false when it has not exited within `bound`.
+bool KillAndReap(ChildProcess& holder, std::chrono::milliseconds bound);
 
 std::string ReadFileOrEmpty(const std::string& path);
 
