@@ -74,7 +74,7 @@ class UnstageHoldersTest : public ::testing::Test {
     holder_ = std::move(*holder);
   }
 
-  void KillHolder() { ASSERT_TRUE(KillAndReap(*holder_, std::chrono::seconds(10))); }
+  void KillHolder() { ASSERT_TRUE(KillAndWait(*holder_, std::chrono::seconds(10))); }
 
   TempDir dir_{"holders"};
   bool bound_ = false;

@@ -180,7 +180,7 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> StartNamespaceHolder(
   return holder;
 }
 
-bool KillAndReap(ChildProcess& holder, std::chrono::milliseconds bound) {
+bool KillAndWait(ChildProcess& holder, std::chrono::milliseconds bound) {
   holder.Signal(SIGKILL);
   return holder.Wait(bound).has_value();
 }

@@ -117,7 +117,7 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> StartNamespaceHolder(const std::st
                                                                    std::chrono::milliseconds bound);
 
 // SIGKILLs `holder` and reaps it; false when it has not exited within `bound`.
-bool KillAndReap(ChildProcess& holder, std::chrono::milliseconds bound);
+bool KillAndWait(ChildProcess& holder, std::chrono::milliseconds bound);
 
 std::string ReadFileOrEmpty(const std::string& path);
 

@@ -212,7 +212,7 @@ void GuestVolumeTest::StartHolder(const std::string& propagation, const std::str
 }
 
 void GuestVolumeTest::KillHolder() {
-  ASSERT_TRUE(KillAndReap(*holder_, std::chrono::seconds(10)));
+  ASSERT_TRUE(KillAndWait(*holder_, std::chrono::seconds(10)));
   holder_.reset();
 }
 
