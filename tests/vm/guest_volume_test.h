@@ -4,8 +4,8 @@
 // (RBDCSI_CEPH_*) come from the cluster's env file.
 //
 // Every `rbd` call costs 0.6-3 s in the emulated guest, so the fixture spends them carefully:
-// one image per test suite (made before its first case, removed after its last; later cases
-// find its filesystem and skip mkfs), and the kernel's own records (sysfs, the daemon's /proc
+// one image per test suite (made before its first case, left to the throwaway cluster; later
+// cases find its filesystem and skip mkfs), and the kernel's own records (sysfs, the daemon's /proc
 // entry) rather than `rbd device list` to find a mapping. Each case starts its own plugin.
 #ifndef RBDCSI_TESTS_VM_GUEST_VOLUME_TEST_H_
 #define RBDCSI_TESTS_VM_GUEST_VOLUME_TEST_H_
