@@ -20,6 +20,7 @@ void Fill(google::protobuf::Map<std::string, std::string>* map, int n) {
 }  // namespace
 
 // Every string field at most 4096 bytes, every map at most 128 entries.
+// Over 60 lines on purpose: a table of cases, one request each, read as one list.
 void HostileCases::Bounds() {
   const std::string c = "bounds";
   auto stage = [this](auto edit) {
@@ -144,6 +145,7 @@ void HostileCases::Utf8() {
 }
 
 // The mount-flag policy: anything off the allowlist is INVALID_ARGUMENT, at stage and publish.
+// Over 60 lines on purpose: a table of cases, one request each, read as one list.
 void HostileCases::MountFlags() {
   const std::string c = "mount-flags";
   const std::vector<std::string> refused = {"loop",

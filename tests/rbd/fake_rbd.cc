@@ -33,18 +33,17 @@ int FakeRbd::Run(const std::vector<std::string>& args) {
   return kEinval;
 }
 
-int FakeRbd::Map(const std::vector<std::string>& args) {
-  std::string spec_text, keyfile;
-  bool read_only = false;
+int FakeRbd::ParseMap(const std::vector<std::string>& args, MapRequest* req) {
+  std::string spec_text;
   bool have_id = false, have_mon = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     const bool has_value = i + 1 < args.size();
     if (a == "--read-only") {
-      read_only = true;
+      req->read_only = true;
     } else if ((a == "--id" || a == "-m" || a == "--keyfile" || a == "-o") && has_value) {
       const std::string& value = args[++i];
-      if (a == "--keyfile") keyfile = value;
+      if (a == "--keyfile") req->keyfile = value;
       if (a == "-o") call_["options"] = value;
       have_id |= a == "--id";
       have_mon |= a == "-m";
@@ -56,40 +55,31 @@ int FakeRbd::Map(const std::vector<std::string>& args) {
     }
   }
   std::optional<std::pair<std::string, std::string>> spec = ParseSpec(spec_text);
-  if (!spec.has_value() || !have_id || !have_mon || keyfile.empty()) {
+  if (!spec.has_value() || !have_id || !have_mon || req->keyfile.empty()) {
     std::cerr << "rbd (fake): map needs POOL/IMAGE, --id, -m and --keyfile" << std::endl;
     return kEinval;
   }
-  call_["keyfile"] = keyfile;
+  req->spec = *spec;
+  call_["keyfile"] = req->keyfile;
   struct stat st;
-  if (stat(keyfile.c_str(), &st) != 0) {
+  if (stat(req->keyfile.c_str(), &st) != 0) {
     call_["keyfile_valid"] = false;
     call_["keyfile_hash"] = nullptr;
     std::cerr << "rbd: failed to get secret" << std::endl;
     return Fail("map", kEnoent);
   }
-  if (!CheckKeyFile(keyfile)) {
-    std::cerr << "rbd (fake): key file " << keyfile << " is not a non-empty 0600 file" << std::endl;
+  if (!CheckKeyFile(req->keyfile)) {
+    std::cerr << "rbd (fake): key file " << req->keyfile << " is not a non-empty 0600 file"
+              << std::endl;
     return Fail("map", kEacces);
   }
-  const std::string backing = ImagePath(spec->first, spec->second);
-  Delay("map_delay_ms");
-  int forced = 0;
-  if (const char* e = getenv("RBDCSI_FAKE_RBD_MAP_ERRNO"); e != nullptr) {
-    if (!absl::SimpleAtoi(e, &forced)) forced = 0;
-  }
-  if (forced == 0 && stat(backing.c_str(), &st) != 0) forced = kEnoent;
-  if (forced != 0) {
-    std::cerr << "rbd: sysfs write failed" << std::endl;
-    std::cout << "In some cases useful info is found in syslog - try \"dmesg | tail\"."
-              << std::endl;
-    return Fail("map", forced);
-  }
+  return 0;
+}
 
-  json table = LoadTable();
+int FakeRbd::CheckNotMapped(json& table, const MapRequest& req) {
   Reconcile(table);
   for (const json& entry : table["devices"]) {
-    if (entry["pool"] == spec->first && entry["name"] == spec->second) {
+    if (entry["pool"] == req.spec.first && entry["name"] == req.spec.second) {
       std::cerr << "rbd: warning: image already mapped as " << entry["device"].get<std::string>()
                 << std::endl;
       // krbd's exclusive option: the lock is held by the other mapping.
@@ -100,7 +90,30 @@ int FakeRbd::Map(const std::vector<std::string>& args) {
       break;
     }
   }
-  absl::StatusOr<std::string> dev = loops_->Attach(backing, read_only);
+  return 0;
+}
+
+int FakeRbd::Map(const std::vector<std::string>& args) {
+  MapRequest req;
+  if (const int rc = ParseMap(args, &req); rc != 0) return rc;
+  const std::string backing = ImagePath(req.spec.first, req.spec.second);
+  Delay("map_delay_ms");
+  int forced = 0;
+  if (const char* e = getenv("RBDCSI_FAKE_RBD_MAP_ERRNO"); e != nullptr) {
+    if (!absl::SimpleAtoi(e, &forced)) forced = 0;
+  }
+  struct stat st;
+  if (forced == 0 && stat(backing.c_str(), &st) != 0) forced = kEnoent;
+  if (forced != 0) {
+    std::cerr << "rbd: sysfs write failed" << std::endl;
+    std::cout << "In some cases useful info is found in syslog - try \"dmesg | tail\"."
+              << std::endl;
+    return Fail("map", forced);
+  }
+
+  json table = LoadTable();
+  if (const int rc = CheckNotMapped(table, req); rc != 0) return rc;
+  absl::StatusOr<std::string> dev = loops_->Attach(backing, req.read_only);
   if (!dev.ok()) {
     std::cerr << "rbd: sysfs write failed" << std::endl;
     std::cerr << "rbd (fake): " << dev.status().message() << std::endl;
@@ -109,9 +122,9 @@ int FakeRbd::Map(const std::vector<std::string>& args) {
   const int id = table["next_id"].get<int>();
   table["next_id"] = id + 1;
   table["devices"].push_back({{"id", std::to_string(id)},
-                              {"pool", spec->first},
+                              {"pool", req.spec.first},
                               {"namespace", ""},
-                              {"name", spec->second},
+                              {"name", req.spec.second},
                               {"snap", "-"},
                               {"device", *dev},
                               {"backing", backing}});

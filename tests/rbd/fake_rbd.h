@@ -54,7 +54,17 @@ class FakeRbd {
   const json& call() const { return call_; }
 
  private:
+  // What `device map` was given.
+  struct MapRequest {
+    std::pair<std::string, std::string> spec;  // pool, image
+    std::string keyfile;
+    bool read_only = false;
+  };
   int Map(const std::vector<std::string>& args);
+  // Map's steps: its arguments and key file as rbd checks them, then the refusal of an
+  // exclusive map of an image mapped already. Each gives 0 or rbd's exit code.
+  int ParseMap(const std::vector<std::string>& args, MapRequest* req);
+  int CheckNotMapped(json& table, const MapRequest& req);
   int Unmap(const std::vector<std::string>& args);
   int List(const std::vector<std::string>& args);
   int Create(const std::vector<std::string>& args);
