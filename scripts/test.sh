@@ -11,7 +11,6 @@ scripts/build.sh
 all=$((($# == 0)))
 rc=0
 if ((all)); then
-  mkdir -p build
   san_log=build/sanitizer-builds.log
   setsid nice -n 19 bash -c 'scripts/sanitize.sh address --build-only &&
                              scripts/sanitize.sh thread --build-only' >"$san_log" 2>&1 &
