@@ -151,13 +151,18 @@ class LoopDeviceTest : public ::testing::Test {
     return *children_.back();
   }
 
-  // Waits until `pid` has left this process's mount namespace (unshare has run).
+  // Waits until `pid`, started as `unshare --mount --propagation P PROGRAM...`, runs PROGRAM in a
+  // mount namespace other than ours. A new namespace alone is not enough: unshare sets the
+  // propagation after unshare(2), and until then its copies still receive our unmounts (a guest
+  // VM's slow CPU once let the test's host unmount remove the "private" copy in that window).
   bool InOwnNamespace(pid_t pid) {
     const uint64_t self = MountNamespaceInode(::getpid());
+    const std::string comm = absl::StrCat("/proc/", pid, "/comm");
     return WaitFor(
         [&] {
           const uint64_t ns = MountNamespaceInode(pid);
-          return ns != 0 && ns != self;
+          const std::string name = ReadFileOrEmpty(comm);
+          return ns != 0 && ns != self && !name.empty() && name != "unshare\n";
         },
         std::chrono::seconds(5));
   }
