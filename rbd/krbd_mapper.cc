@@ -54,6 +54,9 @@ absl::Status ValidateArgument(absl::string_view what, absl::string_view value,
 
 absl::Status ValidateImage(const ImageSpec& spec) {
   RETURN_IF_ERROR(ValidateArgument("pool name", spec.pool, "/@"));
+  if (!spec.rados_namespace.empty()) {
+    RETURN_IF_ERROR(ValidateArgument("rados namespace", spec.rados_namespace, "/@"));
+  }
   return ValidateArgument("image name", spec.image, "/@");
 }
 
@@ -270,8 +273,7 @@ absl::StatusOr<bool> KrbdMapper::StillMaps(const MappedDevice& device) {
     if (!absl::ConsumePrefix(&id, "/dev/rbd")) return false;
     ASSIGN_OR_RETURN(const std::optional<KrbdSysfsDevice> d,
                      ReadKrbdSysfsDevice(options_.sysfs_devices, std::string(id)));
-    return d.has_value() && d->nspace.empty() && d->snap == "-" &&
-           ImageSpec{d->pool, d->name} == device.image;
+    return d.has_value() && d->snap == "-" && ImageSpec{d->pool, d->name, d->nspace} == device.image;
   }
   ASSIGN_OR_RETURN(const std::vector<MappedDevice> mapped, ListFromCli());
   return std::any_of(mapped.begin(), mapped.end(), [&device](const MappedDevice& m) {
@@ -288,8 +290,9 @@ absl::StatusOr<std::vector<MappedDevice>> KrbdMapper::List() {
                    ReadKrbdSysfs(options_.sysfs_devices));
   std::vector<MappedDevice> out;
   for (const KrbdSysfsDevice& d : devices) {
-    if (!d.nspace.empty() || d.snap != "-") continue;
-    out.push_back(MappedDevice{d.device(), d.number.major, d.number.minor, {d.pool, d.name}});
+    if (d.snap != "-") continue;  // a snapshot: this plugin maps image heads only
+    out.push_back(
+        MappedDevice{d.device(), d.number.major, d.number.minor, {d.pool, d.name, d.nspace}});
   }
   return out;
 }
@@ -304,8 +307,8 @@ absl::StatusOr<std::vector<MappedDevice>> KrbdMapper::ListFromCli() {
   ASSIGN_OR_RETURN(const std::vector<RbdDeviceEntry> entries, ParseRbdDeviceList(result.out));
   std::vector<MappedDevice> out;
   for (const RbdDeviceEntry& entry : entries) {
-    if (!entry.nspace.empty() || (!entry.snap.empty() && entry.snap != "-")) continue;
-    MappedDevice device{entry.device, 0, 0, ImageSpec{entry.pool, entry.name}};
+    if (!entry.snap.empty() && entry.snap != "-") continue;  // a snapshot
+    MappedDevice device{entry.device, 0, 0, ImageSpec{entry.pool, entry.name, entry.nspace}};
     absl::StatusOr<DeviceNumber> number = options_.stat_device(entry.device);
     if (number.ok()) {
       device.major = number->major;

@@ -97,9 +97,9 @@ class KrbdMapper : public Mapper {
   // sysfs, that one device only; without sysfs, through `rbd device list`.
   // rbd's "not mapped" answers are OK; EBUSY is IsBusy() with rbd's own words.
   absl::Status Unmap(const MappedDevice& device) override;
-  // The image heads in the default namespace (the only kind Map creates), from sysfs (see
-  // KrbdMapperOptions::sysfs_devices) or else `rbd device list --format json`. major:minor are
-  // 0:0 for a listed device node that cannot be examined.
+  // The mapped image heads (in any RADOS namespace; snapshots are left out: Map never maps one),
+  // from sysfs (see KrbdMapperOptions::sysfs_devices) or else `rbd device list --format json`.
+  // major:minor are 0:0 for a listed device node that cannot be examined.
   absl::StatusOr<std::vector<MappedDevice>> List() override;
   // The kernel client follows image resizes by itself: OK.
   absl::Status RefreshCapacity(const MappedDevice& device) override;

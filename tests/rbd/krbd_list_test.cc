@@ -5,6 +5,7 @@
 
 #include <fstream>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,14 +26,18 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
-TEST_F(KrbdMapperTest, ListReportsImageHeadsOfTheDefaultNamespace) {
+TEST_F(KrbdMapperTest, ListReportsImageHeadsInEveryNamespace) {
   runner_.Answer(0, Testdata("device_list.json"), "");
+  devices_["/dev/rbd3"] = {252, 48};
   absl::StatusOr<std::vector<MappedDevice>> list = mapper_->List();
   ASSERT_THAT(list, IsOk());
-  // rbd2 is a snapshot and rbd3 lives in a namespace: never mapped by this plugin.
-  EXPECT_THAT(*list,
-              ElementsAre(MappedDevice{"/dev/rbd0", 252, 0, {"replicapool", "csi-vol-0a1b2c3d"}},
-                          MappedDevice{"/dev/rbd1", 252, 16, {"replicapool", "csi-vol-4e5f6a7b"}}));
+  // rbd2 is a snapshot (never mapped by this plugin); rbd3's image lives in a RADOS namespace,
+  // as a volume of a cluster configured with one (or a radosNamespace parameter) does.
+  EXPECT_THAT(
+      *list,
+      ElementsAre(MappedDevice{"/dev/rbd0", 252, 0, {"replicapool", "csi-vol-0a1b2c3d"}},
+                  MappedDevice{"/dev/rbd1", 252, 16, {"replicapool", "csi-vol-4e5f6a7b"}},
+                  MappedDevice{"/dev/rbd3", 252, 48, {"replicapool", "csi-vol-8c9d0e1f", "tenant-a"}}));
   ASSERT_EQ(runner_.calls().size(), 1u);
   EXPECT_THAT(runner_.calls()[0], ElementsAre("rbd", "device", "list", "--format", "json"));
 }
@@ -108,8 +113,31 @@ TEST_F(KrbdMapperTest, ListReadsTheKernelsSysfsWithoutRunningRbd) {
   EXPECT_THAT(*list,
               ElementsAre(MappedDevice{"/dev/rbd0", 252, 0, {"replicapool", "csi-vol-0a1b2c3d"}},
                           MappedDevice{"/dev/rbd1", 252, 16, {"replicapool", "csi-vol-4e5f6a7b"}},
+                          MappedDevice{"/dev/rbd3", 252, 48, {"replicapool", "csi-vol-2", "tenant"}},
                           MappedDevice{"/dev/rbd10", 252, 0, {"replicapool", "csi-vol-3"}}));
   EXPECT_THAT(runner_.calls(), IsEmpty());
+}
+
+// A volume in a RADOS namespace: its device is found and unmapped by the full spec. (Before,
+// List() left such devices out and Unmap() took them for another image's: unstage reported OK
+// and the device stayed mapped, the seed incident's leak.)
+TEST_F(KrbdMapperTest, AnImageInARadosNamespaceIsFoundAndUnmappedByItsFullSpec) {
+  std::map<std::string, std::string> in_namespace = SysfsImage("csi-vol-2", "48");
+  in_namespace["pool_ns"] = "tenant";
+  AddSysfsDevice("3", in_namespace);
+  const ImageSpec image{"replicapool", "csi-vol-2", "tenant"};
+  absl::StatusOr<std::optional<MappedDevice>> found = mapper_->Find(image, "");
+  ASSERT_THAT(found, IsOk());
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->path, "/dev/rbd3");
+  // The same image name in the default namespace is another image: left alone.
+  EXPECT_THAT(mapper_->Unmap(MappedDevice{"/dev/rbd3", 252, 48, {"replicapool", "csi-vol-2"}}),
+              IsOk());
+  EXPECT_THAT(runner_.calls(), IsEmpty());
+  runner_.Answer(0, "", "");
+  EXPECT_THAT(mapper_->Unmap(**found), IsOk());
+  ASSERT_EQ(runner_.calls().size(), 1u);
+  EXPECT_THAT(runner_.calls()[0], ElementsAre("rbd", "device", "unmap", "/dev/rbd3"));
 }
 
 TEST_F(KrbdMapperTest, UnmapChecksTheImageInSysfs) {

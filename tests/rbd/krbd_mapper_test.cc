@@ -169,6 +169,8 @@ TEST_F(KrbdMapperTest, MapValidatesArgumentsBeforeRunningAnything) {
       {[](MapOptions& o) { o.image.pool = "a/b"; }, "pool name"},
       {[](MapOptions& o) { o.image.image = "img@snap"; }, "image name"},
       {[](MapOptions& o) { o.image.pool = "--help"; }, "starts with '-'"},
+      {[](MapOptions& o) { o.image.rados_namespace = "ns/x"; }, "rados namespace"},
+      {[](MapOptions& o) { o.image.rados_namespace = "-ns"; }, "rados namespace"},
       {[](MapOptions& o) { o.user.clear(); }, "cephx user is empty"},
       {[](MapOptions& o) { o.user = "a b"; }, "cephx user"},
       {[](MapOptions& o) { o.monitors.clear(); }, "monitor list is empty"},
