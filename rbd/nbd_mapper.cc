@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <filesystem>
+#include <optional>
+#include <system_error>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -40,6 +43,56 @@ absl::Status ProbeExclusive(const std::string& path) {
   }
   if (errno == ENOENT || errno == ENXIO) return absl::OkStatus();  // gone: nothing to protect
   return ErrnoToStatus(errno, absl::StrCat("opening ", path, " exclusively"));
+}
+
+bool IsCommand(const std::string& word) { return word == "map" || word == "attach"; }
+
+// Where the image spec stands in an rbd-nbd command line. `rbd device map -t nbd` starts the
+// daemon as "rbd-nbd [--OPTION VALUE]... map POOL/[NAMESPACE/]IMAGE [FLAGS]" (the global
+// options, each with its value, first), so the command is the first word that is neither an
+// option nor an option's value. Should a flag without a value stand before it, the first
+// "map"/"attach" followed by a word that is neither an option nor a command is taken instead.
+// 0 when there is none.
+size_t SpecIndex(const std::vector<std::string>& argv) {
+  size_t i = 1;
+  while (i < argv.size() && absl::StartsWith(argv[i], "-")) {
+    i += absl::StrContains(argv[i], '=') ? 1 : 2;  // --option=value, or --option value
+  }
+  if (i + 1 < argv.size() && IsCommand(argv[i]) && !absl::StartsWith(argv[i + 1], "-")) {
+    return i + 1;
+  }
+  for (size_t j = 1; j + 1 < argv.size(); ++j) {
+    if (IsCommand(argv[j]) && !absl::StartsWith(argv[j + 1], "-") && !IsCommand(argv[j + 1])) {
+      return j + 1;
+    }
+  }
+  return 0;
+}
+
+// The image an rbd-nbd command line serves (see SpecIndex); nullopt for another program, no
+// map command, or a snapshot (this plugin maps image heads only).
+std::optional<ImageSpec> ServedImage(const std::vector<std::string>& argv) {
+  if (argv.empty() || !(argv[0] == "rbd-nbd" || absl::EndsWith(argv[0], "/rbd-nbd"))) {
+    return std::nullopt;
+  }
+  const size_t at = SpecIndex(argv);
+  if (at == 0) return std::nullopt;
+  const std::string& spec = argv[at];
+  if (spec.empty() || absl::StrContains(spec, '@')) return std::nullopt;
+  const std::vector<std::string> parts = absl::StrSplit(spec, '/');
+  for (const std::string& part : parts) {
+    if (part.empty()) return std::nullopt;
+  }
+  switch (parts.size()) {
+    case 1:
+      return ImageSpec{"rbd", parts[0]};  // rbd's default pool
+    case 2:
+      return ImageSpec{parts[0], parts[1]};
+    case 3:
+      return ImageSpec{parts[0], parts[2], parts[1]};
+    default:
+      return std::nullopt;
+  }
 }
 
 }  // namespace
@@ -84,23 +137,20 @@ std::string NbdMapper::WhyGone(const MappedDevice& device) {
                       " is gone (the volume's I/O fails; unstage and stage it again)");
 }
 
-// What `rbd device list -t nbd` reads for every device, for this one: the device's daemon
-// (/sys/block/nbdN/pid) and its command line, "rbd-nbd map POOL/[NAMESPACE/]IMAGE ...", as
-// `rbd device map -t nbd` starts it. No daemon, another image or a snapshot: not this mapping.
-bool NbdMapper::StillServes(const MappedDevice& device) const {
-  const pid_t daemon = DaemonOf(device.path);
-  if (daemon <= 0) return false;
+std::optional<ImageSpec> NbdMapper::ServedBy(pid_t daemon) const {
+  if (daemon <= 0) return std::nullopt;
   absl::StatusOr<std::string> cmdline =
       ReadSmallFile(absl::StrCat(options_.proc_dir, "/", daemon, "/cmdline"));
-  if (!cmdline.ok()) return false;  // exited meanwhile
-  const std::vector<std::string> argv = absl::StrSplit(*cmdline, '\0', absl::SkipEmpty());
-  if (argv.empty() || !(argv[0] == "rbd-nbd" || absl::EndsWith(argv[0], "/rbd-nbd"))) {
-    return false;
-  }
-  const auto command = std::find_if(
-      argv.begin(), argv.end(), [](const std::string& a) { return a == "map" || a == "attach"; });
-  return command != argv.end() &&
-         std::find(command + 1, argv.end(), device.image.ToString()) != argv.end();
+  if (!cmdline.ok()) return std::nullopt;  // exited meanwhile
+  return ServedImage(absl::StrSplit(*cmdline, '\0', absl::SkipEmpty()));
+}
+
+// What `rbd device list -t nbd` reads for every device, for this one: the device's daemon
+// (/sys/block/nbdN/pid) and the image its command line names. No daemon, another image or a
+// snapshot: not this mapping.
+bool NbdMapper::StillServes(const MappedDevice& device) const {
+  const std::optional<ImageSpec> served = ServedBy(DaemonOf(device.path));
+  return served.has_value() && *served == device.image;
 }
 
 absl::Status NbdMapper::Unmap(const MappedDevice& device) {
@@ -123,7 +173,38 @@ absl::Status NbdMapper::Unmap(const MappedDevice& device) {
   return cli_.Unmap(MappedDevice{device.path, device.major, device.minor, {}});
 }
 
-absl::StatusOr<std::vector<MappedDevice>> NbdMapper::List() { return cli_.List(); }
+absl::StatusOr<std::vector<MappedDevice>> NbdMapper::List() {
+  std::vector<MappedDevice> out;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(options_.sysfs_block, ec)) {
+    const std::string name = entry.path().filename();
+    unsigned index = 0;
+    if (!absl::StartsWith(name, "nbd") || !absl::SimpleAtoi(name.substr(3), &index)) continue;
+    const std::string path = "/dev/" + name;
+    const std::optional<ImageSpec> image = ServedBy(DaemonOf(path));
+    if (!image.has_value()) continue;  // not connected, or not an rbd-nbd image head
+    // "MAJOR:MINOR"; a device that went away meanwhile is left out.
+    absl::StatusOr<std::string> dev = ReadSmallFile(entry.path().string() + "/dev");
+    if (!dev.ok()) continue;
+    const std::vector<std::string> number =
+        absl::StrSplit(absl::StripAsciiWhitespace(*dev), ':');
+    MappedDevice device{path, 0, 0, *image};
+    if (number.size() != 2 || !absl::SimpleAtoi(number[0], &device.major) ||
+        !absl::SimpleAtoi(number[1], &device.minor)) {
+      return absl::InternalError(
+          absl::StrCat(entry.path().string(), "/dev is not MAJOR:MINOR: ", *dev));
+    }
+    out.push_back(std::move(device));
+  }
+  if (ec && ec != std::errc::no_such_file_or_directory) {
+    return absl::InternalError(
+        absl::StrCat("listing ", options_.sysfs_block, ": ", ec.message()));
+  }
+  std::sort(out.begin(), out.end(), [](const MappedDevice& a, const MappedDevice& b) {
+    return a.minor < b.minor;
+  });
+  return out;
+}
 
 absl::Status NbdMapper::RefreshCapacity(const MappedDevice& /*device*/) { return absl::OkStatus(); }
 

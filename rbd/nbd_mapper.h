@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,7 +59,9 @@ class NbdMapper : public Mapper {
   // serves that image (its daemon's command line says another, or no daemon runs) is left alone
   // (OK). Lists nothing: only this device's sysfs pid and its daemon's /proc entry are read.
   absl::Status Unmap(const MappedDevice& device) override;
-  // `rbd device list -t nbd --format json`: the devices whose daemon runs. A device whose
+  // The devices an rbd-nbd daemon serves an image head on, as `rbd device list -t nbd` finds
+  // them but without running it (5 s per call in an emulated guest): every /sys/block/nbdN whose
+  // pid file names a running rbd-nbd, and the image its command line names. A device whose
   // daemon died is not listed (its I/O fails; the volume's condition turns abnormal).
   absl::StatusOr<std::vector<MappedDevice>> List() override;
   // rbd-nbd follows image resizes by itself: OK.
@@ -74,6 +77,9 @@ class NbdMapper : public Mapper {
   pid_t DaemonOf(const std::string& device) const;
 
  private:
+  // The image the rbd-nbd daemon `daemon` serves, from its command line; nullopt when `daemon`
+  // is not (or no longer) an rbd-nbd serving an image head.
+  std::optional<ImageSpec> ServedBy(pid_t daemon) const;
   // True when `device`'s running rbd-nbd daemon serves `device.image`.
   bool StillServes(const MappedDevice& device) const;
 

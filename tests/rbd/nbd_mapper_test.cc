@@ -2,6 +2,7 @@
 
 #include <fstream>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,12 @@ class NbdMapperTest : public ::testing::Test {
   void SetDaemon(const std::string& nbd, const std::string& pid) {
     ASSERT_THAT(MakeDirs(dir_.path() + "/sys/block/" + nbd, 0755), IsOk());
     std::ofstream(dir_.path() + "/sys/block/" + nbd + "/pid") << pid << "\n";
+  }
+
+  // /sys/block/nbdN/dev: "MAJOR:MINOR".
+  void SetDevice(const std::string& nbd, const std::string& number) {
+    ASSERT_THAT(MakeDirs(dir_.path() + "/sys/block/" + nbd, 0755), IsOk());
+    std::ofstream(dir_.path() + "/sys/block/" + nbd + "/dev") << number << "\n";
   }
 
   void SetProcess(const std::string& pid, const std::string& comm, char state) {
@@ -142,16 +149,55 @@ TEST_F(NbdMapperTest, AnUnusedDeviceIsUnmappedThroughRbd) {
   EXPECT_THAT(checked_, ElementsAre(std::make_pair(std::string("/dev/nbd0"), pid_t{0})));
 }
 
-TEST_F(NbdMapperTest, ListParsesWhatRbdNbdPrints) {
-  runner_.Answer(0, ReadFileOrEmpty(std::string(RBDCSI_TESTDATA_DIR) + "/rbd/nbd_device_list.json"),
-                 "");
+// What `rbd device list -t nbd` reports, read the way it reads it, without running it: every
+// /sys/block/nbdN with a running rbd-nbd daemon, and the image that daemon's command line names.
+TEST_F(NbdMapperTest, ListReadsSysfsAndTheDaemonsCommandLinesWithoutRunningRbd) {
+  SetDaemon("nbd0", "628");
+  SetCommandLine("628", DaemonArgv());
+  SetDevice("nbd0", "43:0");
+  SetDaemon("nbd1", "629");  // an image in a RADOS namespace
+  SetCommandLine("629", {"rbd-nbd", "--id", "map", "map", "rbd/ns1/img3", "--read-only"});
+  SetDevice("nbd1", "43:32");
+  SetDevice("nbd2", "43:64");  // not connected: no pid file
+  SetDaemon("nbd3", "631");    // a snapshot: never mapped by this plugin
+  SetCommandLine("631", {"rbd-nbd", "map", "rbd/img2@snap1"});
+  SetDevice("nbd3", "43:96");
+  SetDaemon("nbd4", "632");  // a stale pid: no such process
+  SetDevice("nbd4", "43:128");
+  SetDaemon("nbd5", "633");  // the pid went to another program
+  SetCommandLine("633", {"sleep", "map", "rbd/img5"});
+  SetDevice("nbd5", "43:160");
+  SetDaemon("nbd10", "640");  // a flag without a value before the command; the default pool
+  SetCommandLine("640", {"/usr/bin/rbd-nbd", "--read-only", "map", "img10"});
+  SetDevice("nbd10", "43:320");
+  SetDaemon("loop0", "628");  // not an nbd device
+  SetDevice("loop0", "7:0");
+
   absl::StatusOr<std::vector<MappedDevice>> list = mapper_->List();
   ASSERT_THAT(list, IsOk());
-  ASSERT_EQ(list->size(), 1u);
-  EXPECT_EQ((*list)[0].path, "/dev/nbd0");
-  EXPECT_EQ((*list)[0].image, (ImageSpec{"rbd", "img2"}));
-  EXPECT_THAT(runner_.calls()[0],
-              ElementsAre("rbd", "device", "list", "--format", "json", "-t", "nbd"));
+  EXPECT_THAT(*list, ElementsAre(MappedDevice{"/dev/nbd0", 43, 0, {"rbd", "img2"}},
+                                 MappedDevice{"/dev/nbd1", 43, 32, {"rbd", "img3", "ns1"}},
+                                 MappedDevice{"/dev/nbd10", 43, 320, {"rbd", "img10"}}));
+  EXPECT_THAT(runner_.calls(), IsEmpty());
+
+  // Find() looks through the same listing.
+  absl::StatusOr<std::optional<MappedDevice>> found =
+      mapper_->Find(ImageSpec{"rbd", "img3", "ns1"}, "");
+  ASSERT_THAT(found, IsOk());
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->path, "/dev/nbd1");
+  EXPECT_EQ(Listings(), 0);
+}
+
+TEST_F(NbdMapperTest, ListWithoutNbdDevicesIsEmptyAndAMalformedNumberIsAnError) {
+  absl::StatusOr<std::vector<MappedDevice>> list = mapper_->List();  // no /sys/block at all
+  ASSERT_THAT(list, IsOk());
+  EXPECT_THAT(*list, IsEmpty());
+  SetDaemon("nbd0", "628");
+  SetCommandLine("628", DaemonArgv());
+  SetDevice("nbd0", "43");
+  EXPECT_THAT(mapper_->List(),
+              StatusIs(absl::StatusCode::kInternal, HasSubstr("/sys/block/nbd0/dev")));
 }
 
 // Mapper::Unmap's contract: the device comes from the caller's fresh Find()/List(), so Unmap
