@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <sys/mount.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -16,9 +17,43 @@
 
 namespace rbdcsi {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
+
+namespace {
+
+// What each device `mapper` has mapped serves, as the kernel and the daemons show it: krbd
+// "POOL/NAMESPACE/IMAGE" from /sys/bus/rbd/devices, nbd the command line of the rbd-nbd daemon
+// of each /sys/block/nbdN that has one.
+std::vector<std::string> Mappings(const std::string& mapper) {
+  std::vector<std::string> out;
+  auto attribute = [](const std::filesystem::path& file) {
+    return std::string(absl::StripTrailingAsciiWhitespace(ReadFileOrEmpty(file)));
+  };
+  if (mapper == "nbd") {
+    for (const auto& entry : std::filesystem::directory_iterator("/sys/block")) {
+      const std::string pid = attribute(entry.path() / "pid");
+      if (!absl::StartsWith(entry.path().filename().string(), "nbd") || pid.empty() ||
+          ReadFileOrEmpty("/proc/" + pid + "/comm") != "rbd-nbd\n") {
+        continue;
+      }
+      std::string cmdline = ReadFileOrEmpty("/proc/" + pid + "/cmdline");
+      std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+      out.push_back(cmdline);
+    }
+    return out;
+  }
+  for (const auto& entry : std::filesystem::directory_iterator("/sys/bus/rbd/devices")) {
+    out.push_back(absl::StrCat(attribute(entry.path() / "pool"), "/",
+                               attribute(entry.path() / "pool_ns"), "/",
+                               attribute(entry.path() / "name")));
+  }
+  return out;
+}
+
+}  // namespace
 
 std::string* GuestVolumeTest::image_ = nullptr;
 TempDir* GuestVolumeTest::suite_dir_ = nullptr;
@@ -162,6 +197,7 @@ grpc::Status GuestVolumeTest::StageOn(Plugin& plugin, const std::string& staging
   ctx["mapper"] = mapper;
   ctx["pool"] = "rbd";
   ctx["image"] = image();
+  if (!rados_namespace_.empty()) ctx["radosNamespace"] = rados_namespace_;
   ctx["monitors"] = Env("RBDCSI_CEPH_MON");
   (*req.mutable_secrets())["userID"] = Env("RBDCSI_CEPH_USER");
   (*req.mutable_secrets())["userKey"] =
@@ -244,6 +280,27 @@ void GuestVolumeTest::Lifecycle() {
   st = Unstage();
   ASSERT_TRUE(st.ok()) << st.error_message();
   EXPECT_EQ(MappedDevice(), "");
+}
+
+// A volume whose image lives in a RADOS namespace (a cluster configured with one, or the
+// radosNamespace parameter): staged twice it is mapped once, from that namespace, and unstage
+// unmaps it. (Both mappers' listings used to leave such devices out: a retried stage would map
+// the image again, and unstage answered OK while the device stayed mapped.)
+void GuestVolumeTest::NamespacedLifecycle() {
+  rados_namespace_ = "tenant-" + mapper_;
+  const std::string spec = absl::StrCat("rbd/", rados_namespace_, "/", image());
+  Rbd({"namespace", "create", "rbd/" + rados_namespace_});
+  Rbd({"create", spec, "--size", "64"});
+  grpc::Status st = Stage();
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_THAT(Mappings(mapper_), ElementsAre(HasSubstr(spec)));
+  st = Stage();
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_THAT(Mappings(mapper_), ElementsAre(HasSubstr(spec)));
+  st = Unstage();
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_THAT(Mappings(mapper_), IsEmpty());
+  EXPECT_EQ(DeviceList(), "[]");
 }
 
 // The seed incident on a real device, as issue 14 resolves it: a private mount namespace made

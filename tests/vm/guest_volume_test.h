@@ -76,9 +76,11 @@ class GuestVolumeTest : public ::testing::Test {
   // The cases both mappers run.
   void Lifecycle();
   void SeedIncident();
+  void NamespacedLifecycle();
 
   std::string mapper_ = "krbd";
   bool block_ = false;  // access type block (no filesystem) rather than an ext4 mount
+  std::string rados_namespace_;  // the image's RADOS namespace; "": the pool's default
   TempDir dir_{"vm-volume"};
   std::unique_ptr<Plugin> plugin_;
   std::unique_ptr<ChildProcess> holder_;

@@ -21,6 +21,7 @@ using KrbdGuestTest = GuestVolumeTest;
 
 TEST_F(KrbdGuestTest, LifecycleOnTheRealModuleKeepsTheData) { Lifecycle(); }
 TEST_F(KrbdGuestTest, SeedIncidentPrivateCopyIsReleasedOnTheFirstUnstage) { SeedIncident(); }
+TEST_F(KrbdGuestTest, AVolumeInARadosNamespaceIsMappedOnceAndUnmapped) { NamespacedLifecycle(); }
 
 // For operators who turn the release off: the private copy is refused as before, named, and the
 // device stays mapped; once kubelet has removed the staging directory (as it does), the retry

@@ -22,6 +22,7 @@ class NbdGuestTest : public GuestVolumeTest {
 
 TEST_F(NbdGuestTest, LifecycleThroughRbdNbdKeepsTheData) { Lifecycle(); }
 TEST_F(NbdGuestTest, SeedIncidentPrivateCopyIsReleasedBeforeRbdNbdUnmaps) { SeedIncident(); }
+TEST_F(NbdGuestTest, AVolumeInARadosNamespaceIsMappedOnceAndUnmapped) { NamespacedLifecycle(); }
 
 // rbd-nbd's daemon is a process of its own: it outlives a restart of the plugin, which finds the
 // volume healthy again; once the daemon dies, NodeGetVolumeStats reports the volume abnormal,
