@@ -92,6 +92,25 @@ absl::Status SaveSeen(const std::string& path, const std::map<std::string, int64
   return absl::OkStatus();
 }
 
+// Unmaps each device decided kUnmap through its own mapper (never forced: refused, busy, while
+// anything holds it). An unmapped device leaves `seen`; a failure's message goes to its
+// `outcomes` entry. Returns 1 when any unmap failed, else 0.
+int UnmapDecided(const std::vector<GcDecision>& decisions, const Gathered& g,
+                 std::map<std::string, int64_t>& seen, std::vector<std::string>& outcomes) {
+  int code = 0;
+  for (size_t i = 0; i < decisions.size(); ++i) {
+    if (decisions[i].verdict != GcVerdict::kUnmap) continue;
+    absl::Status st = g.mapper_of[i]->Unmap(decisions[i].device.device);
+    if (st.ok()) {
+      seen.erase(GcSeenKey(decisions[i].device));
+    } else {
+      outcomes[i] = std::string(st.message());
+      code = 1;
+    }
+  }
+  return code;
+}
+
 }  // namespace
 
 void AddGcFlags(CLI::App& app, GcFlags& flags) {
@@ -159,18 +178,8 @@ int RunGc(const GcFlags& flags) {
       DecideGc(g.devices, *records, static_cast<int64_t>(flags.grace_seconds));
   std::vector<std::string> outcomes(decisions.size());
   int code = 0;
-  for (size_t i = 0; i < decisions.size() && !flags.dry_run; ++i) {
-    if (decisions[i].verdict != GcVerdict::kUnmap) continue;
-    // The mapper's own unmap: never forced, refused (busy) while anything holds the device.
-    absl::Status st = g.mapper_of[i]->Unmap(decisions[i].device.device);
-    if (st.ok()) {
-      seen.erase(GcSeenKey(decisions[i].device));
-    } else {
-      outcomes[i] = std::string(st.message());
-      code = 1;
-    }
-  }
   if (!flags.dry_run) {
+    code = UnmapDecided(decisions, g, seen, outcomes);
     if (absl::Status st = SaveSeen(seen_path, seen); !st.ok()) g.notes.push_back(st.ToString());
   }
   std::cout << FormatGcTable(decisions, outcomes, flags.dry_run);
