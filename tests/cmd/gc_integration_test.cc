@@ -96,6 +96,8 @@ class GcIntegrationTest : public ::testing::Test {
   int fd_ = -1;
 };
 
+// Long (64 lines) on purpose: one story over one set of devices (a dry run, then the first and
+// the second sighting across the grace period), whose steps depend on the ones before.
 TEST_F(GcIntegrationTest, UnmapsOnlyTheFreeOrphanOfItsOwnMapperAfterTheGrace) {
   // recorded: a volume record (an unfinished stage) names its image.
   VolumeRecord r;

@@ -105,36 +105,35 @@ class HostileRequestsTest : public ::testing::Test {
     return s;
   }
 
+  // The targets of the requests: a volume staged and published, and one only created.
+  void MakeTargets() {
+    absl::StatusOr<std::string> staged = CreateAndStage(*plugin_, "good", staging());
+    ASSERT_TRUE(staged.ok()) << staged.status();
+    staged_id_ = *staged;
+    csi::v1::NodePublishVolumeRequest pub;
+    pub.set_volume_id(staged_id_);
+    pub.set_staging_target_path(staging());
+    pub.set_target_path(target());
+    *pub.mutable_volume_capability() = HostileCases::Cap("ext4");
+    csi::v1::NodePublishVolumeResponse published;
+    grpc::ClientContext publish_context;
+    ASSERT_TRUE(plugin_->node().NodePublishVolume(&publish_context, pub, &published).ok());
+    csi::v1::CreateVolumeRequest create;
+    create.set_name("fresh");
+    create.mutable_capacity_range()->set_required_bytes(16 << 20);
+    *create.add_volume_capabilities() = HostileCases::Cap("ext4");
+    csi::v1::CreateVolumeResponse created;
+    grpc::ClientContext create_context;
+    ASSERT_TRUE(plugin_->controller().CreateVolume(&create_context, create, &created).ok());
+  }
+
   TempDir dir_{"hostile"};
   std::unique_ptr<Plugin> plugin_;
   std::string staged_id_;
 };
 
 TEST_F(HostileRequestsTest, EveryBadRequestGetsItsCodeAndChangesNothing) {
-  // A volume staged and published, and one only created: the targets of the requests.
-  absl::StatusOr<std::string> staged = CreateAndStage(*plugin_, "good", staging());
-  ASSERT_TRUE(staged.ok()) << staged.status();
-  staged_id_ = *staged;
-  {
-    csi::v1::NodePublishVolumeRequest pub;
-    pub.set_volume_id(staged_id_);
-    pub.set_staging_target_path(staging());
-    pub.set_target_path(target());
-    *pub.mutable_volume_capability() = HostileCases::Cap("ext4");
-    csi::v1::NodePublishVolumeResponse r;
-    grpc::ClientContext ctx;
-    ASSERT_TRUE(plugin_->node().NodePublishVolume(&ctx, pub, &r).ok());
-  }
-  {
-    csi::v1::CreateVolumeRequest create;
-    create.set_name("fresh");
-    create.mutable_capacity_range()->set_required_bytes(16 << 20);
-    *create.add_volume_capabilities() = HostileCases::Cap("ext4");
-    csi::v1::CreateVolumeResponse r;
-    grpc::ClientContext ctx;
-    ASSERT_TRUE(plugin_->controller().CreateVolume(&ctx, create, &r).ok());
-  }
-
+  ASSERT_NO_FATAL_FAILURE(MakeTargets());
   HostileCases cases(plugin_.get(), staged_id_, "rbd/fresh", staging(), target(), dir_ / "kubelet");
   const std::vector<HostileCase> all = cases.All();
   const Snapshot before = Take();
