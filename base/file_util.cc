@@ -10,7 +10,9 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <limits>
 #include <memory>
 
@@ -43,6 +45,30 @@ absl::StatusOr<DeviceNumber> StatBlockDevice(const std::string& path) {
     return absl::InvalidArgumentError(absl::StrCat(path, " is not a block device"));
   }
   return DeviceNumber{major(st.st_rdev), minor(st.st_rdev)};
+}
+
+absl::Status ReplaceFile(const std::string& path, std::string_view content) {
+  static std::atomic<uint64_t> counter{0};
+  const std::string tmp = absl::StrCat(path, ".tmp.", getpid(), ".", counter.fetch_add(1));
+  UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd.valid()) return ErrnoToStatus(errno, absl::StrCat("creating ", tmp));
+  absl::Status st;
+  while (st.ok() && !content.empty()) {
+    const ssize_t n = write(fd.get(), content.data(), content.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      st = ErrnoToStatus(errno, absl::StrCat("writing ", tmp));
+    } else {
+      content.remove_prefix(static_cast<size_t>(n));
+    }
+  }
+  if (st.ok() && fsync(fd.get()) != 0) st = ErrnoToStatus(errno, absl::StrCat("syncing ", tmp));
+  fd.reset();
+  if (st.ok() && rename(tmp.c_str(), path.c_str()) != 0) {
+    st = ErrnoToStatus(errno, absl::StrCat("renaming ", tmp, " to ", path));
+  }
+  if (!st.ok()) unlink(tmp.c_str());
+  return st;
 }
 
 absl::Status FsyncDir(const std::string& path) {

@@ -26,6 +26,12 @@ absl::StatusOr<DeviceNumber> StatBlockDevice(const std::string& path);
 // The size of the block device `path` in bytes (BLKGETSIZE64).
 absl::StatusOr<uint64_t> BlockDeviceSize(const std::string& path);
 
+// Replaces `path` with `content` atomically: writes it to a temporary file beside `path`
+// ("PATH.tmp.PID.N", unique per process and call, mode 0600), fsync()s that and renames it over
+// `path`. On failure the temporary file is removed and `path` is left as it was. For the rename
+// to be durable too, FsyncDir() the directory afterwards.
+absl::Status ReplaceFile(const std::string& path, std::string_view content);
+
 // fsync()s a directory so that a rename or unlink inside it is durable.
 absl::Status FsyncDir(const std::string& path);
 

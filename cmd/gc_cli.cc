@@ -1,7 +1,4 @@
 // `rbdcsi gc`: gathering the devices, their records, holders and ages, then acting.
-#include <unistd.h>
-
-#include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
@@ -76,20 +73,6 @@ std::map<std::string, int64_t> Age(const std::map<std::string, int64_t>& seen,
     next[GcSeenKey(d)] = first;
   }
   return next;
-}
-
-absl::Status SaveSeen(const std::string& path, const std::map<std::string, int64_t>& seen) {
-  const std::string temp = absl::StrCat(path, ".tmp.", getpid());
-  const std::string text = FormatGcSeen(seen);
-  FILE* f = fopen(temp.c_str(), "we");
-  if (f == nullptr) return ErrnoToStatus(errno, absl::StrCat("writing ", temp));
-  const bool written = fwrite(text.data(), 1, text.size(), f) == text.size();
-  if (fclose(f) != 0 || !written || rename(temp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    unlink(temp.c_str());
-    return ErrnoToStatus(err, absl::StrCat("writing ", path));
-  }
-  return absl::OkStatus();
 }
 
 // Unmaps each device decided kUnmap through its own mapper (never forced: refused, busy, while
@@ -180,7 +163,9 @@ int RunGc(const GcFlags& flags) {
   int code = 0;
   if (!flags.dry_run) {
     code = UnmapDecided(decisions, g, seen, outcomes);
-    if (absl::Status st = SaveSeen(seen_path, seen); !st.ok()) g.notes.push_back(st.ToString());
+    if (absl::Status st = ReplaceFile(seen_path, FormatGcSeen(seen)); !st.ok()) {
+      g.notes.push_back(st.ToString());
+    }
   }
   std::cout << FormatGcTable(decisions, outcomes, flags.dry_run);
   for (const std::string& note : g.notes) std::cout << "note: " << note << "\n";

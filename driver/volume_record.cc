@@ -5,7 +5,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
@@ -31,8 +30,6 @@ constexpr size_t kMaxFileStem = 200;
 constexpr char kSuffix[] = ".json";
 constexpr char kTempInfix[] = ".tmp.";
 
-std::atomic<uint64_t> temp_counter{0};
-
 constexpr std::pair<StageStep, std::string_view> kStepNames[] = {
     {StageStep::kMapping, "mapping"},
     {StageStep::kMapped, "mapped"},
@@ -45,16 +42,6 @@ std::optional<StageStep> ParseStep(std::string_view name) {
     if (step_name == name) return step;
   }
   return std::nullopt;
-}
-
-absl::Status WriteAll(int fd, std::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    ssize_t n = write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoToStatus(errno, absl::StrCat("writing ", path));
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -200,21 +187,8 @@ absl::StatusOr<std::optional<VolumeRecord>> RecordStore::Load(std::string_view v
 }
 
 absl::Status RecordStore::Save(const VolumeRecord& record) const {
-  const std::string path = PathFor(record.volume_id);
-  // Unique per process and call: two writers never share a temporary file.
-  const std::string tmp = absl::StrCat(path, kTempInfix, getpid(), ".", temp_counter.fetch_add(1));
-  UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!fd.valid()) return ErrnoToStatus(errno, absl::StrCat("creating ", tmp));
-  absl::Status st = WriteAll(fd.get(), EncodeRecord(record), tmp);
-  if (st.ok() && fsync(fd.get()) != 0) st = ErrnoToStatus(errno, absl::StrCat("syncing ", tmp));
-  fd.reset();
-  if (st.ok() && rename(tmp.c_str(), path.c_str()) != 0) {
-    st = ErrnoToStatus(errno, absl::StrCat("renaming ", tmp, " to ", path));
-  }
-  if (!st.ok()) {
-    unlink(tmp.c_str());
-    return st;
-  }
+  // ReplaceFile's temporary names contain kTempInfix: RemoveStaleTemporaries finds a crash's.
+  RETURN_IF_ERROR(ReplaceFile(PathFor(record.volume_id), EncodeRecord(record)));
   if (index_ != nullptr) {
     std::lock_guard<std::mutex> lock(index_->mu);
     if (index_->records) (*index_->records)[record.volume_id] = record;
